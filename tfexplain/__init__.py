@@ -1,0 +1,7 @@
+"""tfexplain: LIME and KernelSHAP for TensorFlow/Keras models, computed inside TensorFlow graphs."""
+
+from .explainers import Explainer, KernelShap, Lime
+from .explanation import Explanation
+
+__all__ = ["Explainer", "Explanation", "KernelShap", "Lime"]
+__version__ = "0.1.0"

@@ -1,0 +1,81 @@
+"""Counter-based random streams: every row's numbers depend on (seed, global row index) alone.
+
+TensorFlow's stateless ops take one seed per call, so they cannot give each row of a batch its own
+stream in one vectorized op. We therefore use the seed only through TFP's seed utilities
+(``sanitize_seed`` / ``split_seed``: one derived key per purpose) and turn (key, row, element) into
+bits with Threefry-2x32-20 (Salmon et al. 2011, the generator JAX uses), written with int64
+element-wise ops so that it runs unchanged on CPU, GPU and under XLA. A row's numbers therefore never
+depend on the batch it came in, the chunk it was evaluated in, or the device.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+_M32 = 0xFFFFFFFF
+_ROTATIONS = (13, 15, 26, 6, 17, 29, 16, 24)
+_PARITY = 0x1BD11BDA
+
+
+def seed_to_tensor(seed) -> tf.Tensor:
+    """Maps a user seed (int64 scalar tensor) to a stateless TFP seed, int32[2]."""
+    seed = tf.cast(seed, tf.int64)
+    words = tf.stack([tf.bitwise.right_shift(seed, 32), tf.bitwise.bitwise_and(seed, _M32)])
+    # Reinterpret the two 32-bit words as int32 without overflow-dependent casts.
+    words = tf.where(words >= 2**31, words - 2**32, words)
+    return tfp.random.sanitize_seed(tf.cast(words, tf.int32))
+
+
+def split_keys(seed: tf.Tensor, n: int) -> list[tf.Tensor]:
+    """``n`` independent purpose keys from one stateless seed (TFP's split, no state)."""
+    return list(tfp.random.split_seed(seed, n=n, salt="tfexplain"))
+
+
+def _rotl(x, r):
+    return tf.bitwise.bitwise_and(
+        tf.bitwise.bitwise_or(tf.bitwise.left_shift(x, r), tf.bitwise.right_shift(x, 32 - r)), _M32)
+
+
+def threefry2x32(key, c0, c1):
+    """Threefry-2x32 with 20 rounds on 32-bit words carried in int64 tensors.
+
+    key: int64[2] (values in [0, 2^32)); c0, c1: broadcastable int64 counters in [0, 2^32).
+    Returns two int64 tensors of 32-bit words.
+    """
+    k0, k1 = key[0], key[1]
+    ks = (k0, k1, tf.bitwise.bitwise_xor(tf.bitwise.bitwise_xor(k0, k1), _PARITY))
+    x0 = tf.bitwise.bitwise_and(c0 + ks[0], _M32)
+    x1 = tf.bitwise.bitwise_and(c1 + ks[1], _M32)
+    for i in range(20):
+        x0 = tf.bitwise.bitwise_and(x0 + x1, _M32)
+        x1 = tf.bitwise.bitwise_xor(_rotl(x1, _ROTATIONS[i % 8]), x0)
+        if i % 4 == 3:
+            j = (i + 1) // 4
+            x0 = tf.bitwise.bitwise_and(x0 + ks[j % 3], _M32)
+            x1 = tf.bitwise.bitwise_and(x1 + ks[(j + 1) % 3] + j, _M32)
+    return x0, x1
+
+
+def _key_words(key):
+    key = tf.cast(key, tf.int64)
+    return tf.bitwise.bitwise_and(key, _M32)
+
+
+def uniform(key, rows, shape) -> tf.Tensor:
+    """float32 uniforms in the open interval (0, 1), shape [len(rows), *shape].
+
+    Element e of row r is a function of (key, r, e) only.
+    """
+    size = int(np.prod(shape))
+    rows = tf.cast(rows, tf.int64)
+    elements = tf.range(size, dtype=tf.int64)
+    bits, _ = threefry2x32(_key_words(key), rows[:, None], elements[None, :])
+    u = (tf.cast(tf.bitwise.right_shift(bits, 8), tf.float32) + 0.5) * (2.0 ** -24)
+    return tf.reshape(u, tf.concat([tf.shape(rows), list(shape)], 0))
+
+
+def normal(key, rows, shape) -> tf.Tensor:
+    """Standard normal draws by TFP's inverse CDF of :func:`uniform`."""
+    return tfp.distributions.Normal(0.0, 1.0).quantile(uniform(key, rows, shape))

@@ -1,0 +1,72 @@
+"""Checks at the public boundary: clear errors naming the argument, before any graph is traced."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+
+def as_matrix(value, name: str, *, n_features: int | None = None, allow_vector: bool = False) -> np.ndarray:
+    """Converts ``value`` to a finite float32 matrix [rows, features] or raises."""
+    if hasattr(value, "numpy") and callable(value.numpy):
+        value = value.numpy()
+    if hasattr(value, "to_numpy") and callable(value.to_numpy):  # pandas
+        value = value.to_numpy()
+    try:
+        arr = np.asarray(value)
+    except Exception as err:  # ragged lists and the like
+        raise TypeError(f"`{name}` must be a numeric array, got {type(value).__name__}: {err}") from None
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+        raise TypeError(f"`{name}` must have a numeric dtype, got dtype {arr.dtype}.")
+    if np.iscomplexobj(arr):
+        raise TypeError(f"`{name}` must be real-valued, got dtype {arr.dtype}.")
+    if arr.ndim == 1 and allow_vector:
+        arr = arr[None, :]
+    if arr.ndim != 2:
+        raise ValueError(f"`{name}` must have rank 2 [rows, features], got shape {arr.shape}.")
+    if arr.shape[0] == 0:
+        raise ValueError(f"`{name}` is empty (shape {arr.shape}): it needs at least one row.")
+    if n_features is not None and arr.shape[1] != n_features:
+        raise ValueError(
+            f"`{name}` has {arr.shape[1]} features but the explainer was built for {n_features} "
+            f"(the background's width).")
+    arr = arr.astype(np.float32)
+    if not np.all(np.isfinite(arr)):
+        bad = np.argwhere(~np.isfinite(arr))[0]
+        raise ValueError(f"`{name}` contains NaN or Inf (first at row {bad[0]}, column {bad[1]}).")
+    return arr
+
+
+def as_int(value, name: str, *, minimum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"`{name}` must be an int, got {type(value).__name__}.")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ValueError(f"`{name}` must be >= {minimum}, got {value}.")
+    return value
+
+
+def as_seed(seed) -> int:
+    """A seed is an int in [0, 2^63)."""
+    if isinstance(seed, np.ndarray) and seed.shape == ():
+        seed = seed.item()
+    seed = as_int(seed, "seed", minimum=0)
+    if seed >= 2**63:
+        raise ValueError(f"`seed` must be < 2**63, got {seed}.")
+    return seed
+
+
+def as_choice(value, name: str, choices) -> str:
+    if value not in choices:
+        raise ValueError(f"`{name}` must be one of {sorted(choices)}, got {value!r}.")
+    return value
+
+
+def as_names(names, n: int, name: str, default_prefix: str) -> list[str]:
+    if names is None:
+        return [f"{default_prefix}{i}" for i in range(n)]
+    names = [str(v) for v in names]
+    if len(names) != n:
+        raise ValueError(f"`{name}` has {len(names)} entries but there are {n}.")
+    return names

@@ -1,0 +1,334 @@
+"""Explainers: a sampler, a masker, a kernel and a solver, composed in one ``tf.function``.
+
+``KernelShap`` = coalition sampler + background masker + Shapley-kernel weights + efficiency-constrained
+WLS; ``Lime`` = Gaussian tabular sampler + points as they are + exponential kernel + ridge with
+feature selection. Everything between the input batch and the attributions runs in one graph
+(polymorphic batch, chunked model evaluation, no Python loop over instances or samples).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from . import _random, kernels, solvers
+from ._validation import as_choice, as_int, as_matrix, as_names, as_seed
+from .evaluation import chunked_map, evaluate
+from .explanation import Explanation
+from .maskers import BackgroundMasker, PointMasker
+from .models import as_2d, as_model_fn, probe_output
+from .samplers import GaussianTabularSampler, KernelSampler
+
+DEFAULT_BATCH_SIZE = 2**17
+_LOGIT_EPS = 1e-7
+
+
+def _link_fn(name):
+    if name == "identity":
+        return lambda t: t
+    return lambda t: (lambda p: tf.math.log(p) - tf.math.log1p(-p))(
+        tf.clip_by_value(t, _LOGIT_EPS, 1.0 - _LOGIT_EPS))
+
+
+class Explainer:
+    """Base class: owns the model adapter, target selection, the graph and the call boundary."""
+
+    method = "explainer"
+
+    def _setup(self, model, probe, *, n_features, sampler, masker, kernel, target, default_target,
+               link, batch_size, jit_compile, feature_names, output_names, output_key):
+        self.n_features = n_features
+        self.sampler, self.masker, self.kernel = sampler, masker, kernel
+        self.batch_size = as_int(batch_size, "batch_size", minimum=1)
+        if not isinstance(jit_compile, bool):
+            raise TypeError(f"`jit_compile` must be a bool, got {type(jit_compile).__name__}.")
+        self.jit_compile = jit_compile
+        self.link = as_choice(link, "link", {"identity", "logit"})
+        self._link = _link_fn(self.link)
+        self._model_fn = as_model_fn(model, output_key)
+        n_out, self._squeeze = probe_output(self._model_fn, probe)
+        self.targets, self._single = self._resolve_target(target, default_target, n_out)
+        self.n_outputs = len(self.targets)
+        self.feature_names = as_names(feature_names, n_features, "feature_names", "x")
+        all_names = as_names(output_names, n_out, "output_names", "output ")
+        self.output_names = [all_names[t] for t in self.targets]
+        signature = [tf.TensorSpec([None, n_features], tf.float32),
+                     tf.TensorSpec([], tf.int64), tf.TensorSpec([], tf.int64)]
+        # Closures, so that each explainer owns its graph functions.
+        self._fn = tf.function(lambda x, seed, offset: self._graph(x, seed, offset), autograph=False,
+                               jit_compile=jit_compile, input_signature=signature)
+        self._samples_fn = tf.function(lambda x, seed, offset: self._sample_graph(x, seed, offset),
+                                       autograph=False, input_signature=signature)
+
+    @staticmethod
+    def _resolve_target(target, default, n_out):
+        if target is None:
+            target = default(n_out)
+            if target is None:
+                return list(range(n_out)), n_out == 1
+        if isinstance(target, (list, tuple, np.ndarray)):
+            idx = [as_int(t, "target") for t in target]
+            single = False
+        else:
+            idx = [as_int(target, "target")]
+            single = True
+        if not idx:
+            raise ValueError("`target` is an empty list.")
+        for t in idx:
+            if not 0 <= t < n_out:
+                raise ValueError(f"`target` {t} is out of range: the model has {n_out} output(s).")
+        return idx, single
+
+    # ---- graph -------------------------------------------------------------------------------
+    def _model_outputs(self, rows):
+        """Model on rows -> [rows, o] of the explained outputs."""
+        out = as_2d(self._model_fn(rows), self._squeeze)
+        return tf.gather(out, tf.constant(self.targets, tf.int32), axis=1)
+
+    def _graph(self, x, seed, offset):
+        keys = _random.split_keys(_random.seed_to_tensor(seed), self.sampler.n_keys)
+        per_instance = self.sampler.n_samples * self.masker.rows_per_sample
+        cap = max(1, self.batch_size // max(1, per_instance))
+
+        def chunk(idx):
+            return self._explain_chunk(keys, offset + tf.cast(idx, tf.int64), tf.gather(x, idx))
+
+        return chunked_map(chunk, tf.shape(x)[0], cap, self._output_spec())
+
+    def _explain_chunk(self, keys, rows, x):
+        sample = self.sampler(keys, rows, x)
+        y = self._link(evaluate(self._model_outputs, self.masker, x, sample, self.batch_size, self.n_outputs))
+        fx = self._link(self._model_outputs(x))
+        return self._solve(sample, y, fx)
+
+    def _sample_graph(self, x, seed, offset):
+        keys = _random.split_keys(_random.seed_to_tensor(seed), self.sampler.n_keys)
+        rows = offset + tf.range(tf.shape(x, out_type=tf.int64)[0])
+        sample = self.sampler(keys, rows, x)
+        y = self._link(evaluate(self._model_outputs, self.masker, x, sample, self.batch_size, self.n_outputs))
+        weights = tf.broadcast_to(self.kernel(sample), tf.shape(sample.z)[:2])
+        out = {"z": sample.z, "y": y, "weights": weights}
+        if sample.points is not None:
+            out["points"] = sample.points
+        return out
+
+    def samples(self, x, seed: int = 0, *, row_offset: int = 0) -> dict:
+        """The samples an explain call with the same arguments fits its surrogate on, as numpy:
+        ``z`` [n, m, p] (coalitions / standardized perturbations), ``y`` [n, m, o] their values,
+        ``weights`` [n, m] the regression weights, and for LIME ``points`` [n, m, d] (model input).
+        For inspection and testing; materializes n * m rows, so keep n small."""
+        data = as_matrix(x, "x", n_features=self.n_features, allow_vector=True)
+        out = self._samples_fn(tf.constant(data), tf.constant(as_seed(seed), tf.int64),
+                               tf.constant(as_int(row_offset, "row_offset", minimum=0), tf.int64))
+        return {k: v.numpy() for k, v in out.items()}
+
+    def _output_spec(self):
+        raise NotImplementedError
+
+    def _solve(self, sample, y, fx):
+        raise NotImplementedError
+
+    # ---- boundary ------------------------------------------------------------------------------
+    def __call__(self, x, seed: int = 0, *, row_offset: int = 0) -> Explanation:
+        """Explains the rows of ``x`` [n, d] (or one row [d]).
+
+        seed: int; row i's random stream depends on (seed, row_offset + i) only, so a dataset
+        explained in any batching gives the same numbers as in one call.
+        """
+        data = as_matrix(x, "x", n_features=self.n_features, allow_vector=True)
+        seed = as_seed(seed)
+        row_offset = as_int(row_offset, "row_offset", minimum=0)
+        start = time.perf_counter()
+        out = self._fn(tf.constant(data), tf.constant(seed, tf.int64), tf.constant(row_offset, tf.int64))
+        out = {k: v.numpy() for k, v in out.items()}
+        seconds = time.perf_counter() - start
+        return self._explanation(data, out, seconds)
+
+    @property
+    def tracing_count(self) -> int:
+        """How many times the explain graph was traced (1 after any number of calls and batch sizes)."""
+        return self._fn.experimental_get_tracing_count()
+
+    @property
+    def n_evals_per_instance(self) -> int:
+        return self.sampler.n_samples * self.masker.rows_per_sample + 1
+
+    def _squeeze_out(self, a, axis=-1):
+        return np.take(a, 0, axis=axis) if self._single else a
+
+    def _common(self, data, out, seconds, **kw):
+        n = len(data)
+        return Explanation(
+            data=data, feature_names=list(self.feature_names), output_names=list(self.output_names),
+            method=self.method, model_output=self._squeeze_out(out["fx"]),
+            n_evals=np.full(n, self.n_evals_per_instance, np.int64), seconds=seconds, **kw)
+
+
+class KernelShap(Explainer):
+    """KernelSHAP (Lundberg & Lee 2017) computed in one TensorFlow graph.
+
+    explainer = KernelShap(model, background); exp = explainer(x, seed=0)
+
+    model: Keras 3 / tf_keras model, tf.Module, tf.function, a loaded SavedModel's callable, or any
+        callable of TF ops mapping float32 [rows, d] to [rows] or [rows, outputs].
+    background: [k, d] rows that stand in for absent features (k >= 1; shap recommends <= 100,
+        e.g. a k-means summary); background_weights: optional [k] weights.
+    n_samples: coalitions per instance (default 2d + 2048, as shap); >= 2^d - 2 enumerates all of them
+        and gives exact Shapley values.
+    link: "identity" or "logit" (attributions in log-odds of the model's probability output).
+    target: output index, list of indices, or None for every output.
+    batch_size: most model-input rows evaluated at once (bounds peak memory).
+    jit_compile: compile the explain graph with XLA.
+    """
+
+    method = "KernelShap"
+
+    def __init__(self, model, background, *, n_samples=None, link="identity", target=None,
+                 background_weights=None, feature_names=None, output_names=None,
+                 batch_size=DEFAULT_BATCH_SIZE, jit_compile=False, output_key=None):
+        bg = as_matrix(background, "background")
+        d = bg.shape[1]
+        if background_weights is not None:
+            bw = np.asarray(background_weights, np.float64).reshape(-1)
+            if bw.shape != (len(bg),) or not np.all(np.isfinite(bw)) or np.any(bw < 0) or bw.sum() <= 0:
+                raise ValueError(
+                    f"`background_weights` must be {len(bg)} finite non-negative numbers with a positive sum.")
+        else:
+            bw = None
+        if n_samples is None:
+            n_samples = 2 * d + 2048
+        n_samples = as_int(n_samples, "n_samples")
+        if n_samples < d + 1:
+            raise ValueError(f"`n_samples` must be at least d + 1 = {d + 1} coalitions, got {n_samples}.")
+        masker = BackgroundMasker(bg, bw)
+        self.background = bg
+        self._setup(model, bg, n_features=d, sampler=KernelSampler(d, n_samples), masker=masker,
+                    kernel=kernels.prior, target=target, default_target=lambda n_out: None, link=link,
+                    batch_size=batch_size, jit_compile=jit_compile, feature_names=feature_names,
+                    output_names=output_names, output_key=output_key)
+        self.base_values = self._background_value()
+
+    def _background_value(self):
+        """link(weighted mean model output over the background), computed once, eagerly."""
+        bg = self.background
+        outs = [self._model_outputs(tf.constant(bg[i:i + self.batch_size])).numpy()
+                for i in range(0, len(bg), self.batch_size)]
+        mean = np.einsum("ko,k->o", np.concatenate(outs, 0).astype(np.float64), self.masker.weights)
+        return self._link(tf.constant(mean, tf.float32)).numpy()
+
+    @property
+    def exact(self) -> bool:
+        """True when the budget enumerates every coalition (values are exact Shapley values)."""
+        return self.sampler.exact
+
+    def _output_spec(self):
+        d, o = self.n_features, self.n_outputs
+        return {"values": tf.TensorSpec([None, d, o], tf.float32), "fx": tf.TensorSpec([None, o], tf.float32)}
+
+    def _solve(self, sample, y, fx):
+        weights = self.kernel(sample)
+        fit = solvers.shapley_wls(sample.z, y, weights, tf.constant(self.base_values), fx)
+        return {"values": fit.values, "fx": fx}
+
+    def _explanation(self, data, out, seconds):
+        base = np.broadcast_to(self.base_values, (len(data), self.n_outputs)).copy()
+        return self._common(data, out, seconds, values=self._squeeze_out(out["values"]),
+                            base_values=self._squeeze_out(base))
+
+
+def lime_statistics(training_data: np.ndarray, categorical_features):
+    """lime's scaler: per-feature mean and population std (0 -> 1); categorical features get mean 0,
+    scale 1 and their sorted values with frequencies."""
+    mean = training_data.mean(0).astype(np.float64)
+    std = training_data.std(0).astype(np.float64)
+    std[std == 0] = 1.0
+    categorical = {}
+    for j in categorical_features:
+        values, counts = np.unique(training_data[:, j], return_counts=True)
+        categorical[j] = (values, counts / counts.sum())
+        mean[j], std[j] = 0.0, 1.0
+    return mean, std, categorical
+
+
+class Lime(Explainer):
+    """LIME for tabular data (Ribeiro et al. 2016) as lime's LimeTabularExplainer computes it with
+    ``discretize_continuous=False``, in one TensorFlow graph.
+
+    lime = Lime(model, training_data=X_train); exp = lime(x, seed=0)
+    exp.values: surrogate coefficients on standardized features (zero for unselected features);
+    exp.intercept, exp.score (weighted R^2), exp.local_pred.
+
+    n_samples: perturbations per instance (default 5000; row 0 is the instance itself).
+    kernel_width: default 0.75 * sqrt(d). num_features: features kept (default 10), chosen by
+    feature_selection "auto" (forward selection when num_features <= 6, else highest weights),
+    "forward_selection", "highest_weights" or "none". categorical_features: column indices drawn
+    from their training frequencies. target: output index or list; default: the only output, or
+    class 1 for a multi-output classifier (lime's labels=(1,)). alpha: ridge penalty (lime: 1).
+    """
+
+    method = "Lime"
+
+    def __init__(self, model, training_data, *, n_samples=5000, kernel_width=None, num_features=10,
+                 feature_selection="auto", categorical_features=None, target=None, alpha=1.0,
+                 feature_names=None, output_names=None, batch_size=DEFAULT_BATCH_SIZE,
+                 jit_compile=False, output_key=None):
+        train = as_matrix(training_data, "training_data")
+        d = train.shape[1]
+        n_samples = as_int(n_samples, "n_samples")
+        if n_samples < d + 1:
+            raise ValueError(f"`n_samples` must be at least d + 1 = {d + 1}, got {n_samples}.")
+        categorical_features = [as_int(j, "categorical_features") for j in (categorical_features or [])]
+        for j in categorical_features:
+            if not 0 <= j < d:
+                raise ValueError(f"`categorical_features` has column {j}, outside 0..{d - 1}.")
+        self.num_features = as_int(num_features, "num_features", minimum=1)
+        self.feature_selection = as_choice(
+            feature_selection, "feature_selection", {"auto", "forward_selection", "highest_weights", "none"})
+        if kernel_width is None:
+            kernel_width = 0.75 * np.sqrt(d)
+        if not isinstance(kernel_width, (int, float, np.floating)) or not kernel_width > 0:
+            raise ValueError(f"`kernel_width` must be a positive number, got {kernel_width!r}.")
+        self.kernel_width = float(kernel_width)
+        if not isinstance(alpha, (int, float, np.floating)) or alpha < 0:
+            raise ValueError(f"`alpha` must be a non-negative number, got {alpha!r}.")
+        self.alpha = float(alpha)
+        self.mean, self.std, categorical = lime_statistics(train, categorical_features)
+        sampler = GaussianTabularSampler(self.mean, self.std, n_samples, categorical)
+        self._setup(model, train, n_features=d, sampler=sampler, masker=PointMasker(),
+                    kernel=kernels.exponential(self.kernel_width), target=target,
+                    default_target=lambda n_out: 0 if n_out == 1 else 1, link="identity",
+                    batch_size=batch_size, jit_compile=jit_compile, feature_names=feature_names,
+                    output_names=output_names, output_key=output_key)
+
+    def _output_spec(self):
+        d, o = self.n_features, self.n_outputs
+        per_out = tf.TensorSpec([None, o], tf.float32)
+        return {"values": tf.TensorSpec([None, d, o], tf.float32), "intercept": per_out,
+                "score": per_out, "local_pred": per_out, "fx": per_out}
+
+    def _selection_mask(self, mom, x0):
+        k = min(self.num_features, self.n_features)
+        method = self.feature_selection
+        if method == "none" or k >= self.n_features and method != "forward_selection":
+            return tf.ones([tf.shape(x0)[0], self.n_outputs, self.n_features], tf.float64)
+        if method == "auto":
+            method = "forward_selection" if self.num_features <= 6 else "highest_weights"
+        if method == "forward_selection":
+            return solvers.forward_selection(mom, k, self.n_outputs)
+        return solvers.highest_weights(mom, x0, k, self.n_outputs)
+
+    def _solve(self, sample, y, fx):
+        weights = self.kernel(sample)
+        mom = solvers.weighted_moments(sample.z, y, weights)
+        x0 = sample.z[:, 0]
+        fit = solvers.weighted_ridge(mom, x0, self._selection_mask(mom, x0), self.alpha)
+        return {"values": tf.transpose(fit.coef, [0, 2, 1]), "intercept": fit.intercept,
+                "score": fit.score, "local_pred": fit.local_pred, "fx": fx}
+
+    def _explanation(self, data, out, seconds):
+        sq = self._squeeze_out
+        return self._common(data, out, seconds, values=sq(out["values"]), base_values=sq(out["intercept"]),
+                            intercept=sq(out["intercept"]), score=sq(out["score"]),
+                            local_pred=sq(out["local_pred"]))

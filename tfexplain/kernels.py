@@ -1,0 +1,21 @@
+"""Similarity kernels: how much each sample counts in the surrogate fit."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+
+def prior(sample):
+    """Use the sampler's own weights (KernelSHAP: Shapley kernel weights)."""
+    return sample.weights
+
+
+def exponential(width: float):
+    """lime's tabular kernel on the Euclidean distance of each sample to row 0 (the instance):
+    sqrt(exp(-d^2 / width^2)) -- these are the regression's sample weights, as in lime."""
+
+    def kernel(sample):
+        dist2 = tf.reduce_sum(tf.square(sample.z - sample.z[:, :1, :]), -1)
+        return tf.sqrt(tf.exp(-dist2 / (width * width)))
+
+    return kernel

@@ -1,0 +1,148 @@
+"""Surrogate solvers: attributions out of evaluations. Pure functions of tensors, batched over
+instances and outputs, solved in float64 by Cholesky (small d x d systems; XLA-compilable).
+
+- :func:`shapley_wls`: KernelSHAP's weighted least squares with the efficiency constraint enforced
+  exactly (projection onto sum(phi) = v(full) - v(empty)).
+- :func:`weighted_ridge` (+ :func:`weighted_moments`): lime's surrogate (Ridge with intercept and
+  sample weights), with its weighted R^2 and local prediction; :func:`forward_selection` and
+  :func:`highest_weights` choose features the way lime does.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import tensorflow as tf
+
+_F64 = tf.float64
+_JITTER = 1e-10
+
+
+def _sym_solve(matrix, rhs):
+    """Solves SPD systems matrix @ x = rhs (batched) with a tiny relative jitter."""
+    p = matrix.shape[-1]
+    scale = tf.linalg.trace(matrix)[..., None, None] / p + 1e-30
+    chol = tf.linalg.cholesky(matrix + _JITTER * scale * tf.eye(p, dtype=matrix.dtype))
+    return tf.linalg.cholesky_solve(chol, rhs)
+
+
+class ShapleyFit(NamedTuple):
+    values: tf.Tensor      # [c, d, o]
+    residuals: tf.Tensor   # [c, m, o] weighted-regression residuals (for error estimates)
+
+
+def shapley_wls(z, y, weights, v0, v1) -> ShapleyFit:
+    """Constrained weighted least squares of KernelSHAP.
+
+    z [c, m, d] coalitions, y [c, m, o] their values (link space), weights [m] or [c, m] Shapley-kernel
+    weights, v0 [o] value of the empty coalition, v1 [c, o] value of the full one. Minimizes
+    sum_S w_S (v0 + z_S . phi - y_S)^2 subject to sum(phi) = v1 - v0, by eliminating the constraint
+    with the projection P = I - 11^T/d: A = Z P, b = y - v0 - |S| (v1 - v0)/d, phi = x + (v1 - v0)/d
+    with x the minimum-norm solution in 1-perp, obtained from (A^T W A + 11^T/d) x = A^T W b.
+    """
+    d = z.shape[-1]
+    delta = tf.cast(v1 - v0, _F64)                                     # [c, o]
+    if d == 1:
+        return ShapleyFit(tf.cast(delta[:, None, :], tf.float32), tf.zeros_like(y))
+    z = tf.cast(z, _F64)
+    w = tf.cast(weights, _F64)
+    w = tf.broadcast_to(w, tf.shape(z)[:2])
+    size = tf.reduce_sum(z, -1, keepdims=True)                         # [c, m, 1]
+    b = tf.cast(y, _F64) - tf.cast(v0, _F64) - size / d * delta[:, None, :]
+    a = z - size / d
+    aw = a * w[..., None]
+    gram = tf.einsum("cmi,cmj->cij", aw, a) + 1.0 / d
+    rhs = tf.einsum("cmi,cmo->cio", aw, b)
+    x = _sym_solve(gram, rhs)
+    x = x - tf.reduce_mean(x, axis=1, keepdims=True)                   # exactly in 1-perp
+    residuals = b - tf.einsum("cmi,cio->cmo", a, x)
+    phi = x + delta[:, None, :] / d
+    return ShapleyFit(tf.cast(phi, tf.float32), tf.cast(residuals, tf.float32))
+
+
+class Moments(NamedTuple):
+    """Weighted, centred second moments of a regression problem (float64)."""
+
+    gram: tf.Tensor   # [c, p, p]  Xc^T W Xc
+    xy: tf.Tensor     # [c, o, p]  Xc^T W yc
+    yy: tf.Tensor     # [c, o]     yc^T W yc
+    x_mean: tf.Tensor  # [c, p]
+    y_mean: tf.Tensor  # [c, o]
+
+
+def weighted_moments(x, y, w) -> Moments:
+    """x [c, m, p], y [c, m, o], w [c, m]."""
+    x, y, w = tf.cast(x, _F64), tf.cast(y, _F64), tf.cast(w, _F64)
+    sw = tf.reduce_sum(w, -1, keepdims=True)
+    x_mean = tf.einsum("cm,cmp->cp", w, x) / sw
+    y_mean = tf.einsum("cm,cmo->co", w, y) / sw
+    xc = x - x_mean[:, None, :]
+    yc = y - y_mean[:, None, :]
+    xw = xc * w[..., None]
+    return Moments(
+        gram=tf.einsum("cmi,cmj->cij", xw, xc),
+        xy=tf.einsum("cmp,cmo->cop", xw, yc),
+        yy=tf.einsum("cm,cmo->co", w, yc * yc),
+        x_mean=x_mean, y_mean=y_mean)
+
+
+def masked_ridge(mom: Moments, mask, alpha: float):
+    """Ridge on the features selected by ``mask`` [c, o, k, p] (k candidate sets per output).
+
+    Returns coef [c, o, k, p] (zero outside the mask) and weighted R^2 [c, o, k].
+    """
+    mask = tf.cast(mask, _F64)
+    p = mom.gram.shape[-1]
+    eye = tf.eye(p, dtype=_F64)
+    outer = mask[..., :, None] * mask[..., None, :]
+    gram = mom.gram[:, None, None] * outer + eye * (1.0 - mask)[..., None, :] + alpha * eye * mask[..., None, :]
+    rhs = mom.xy[:, :, None, :] * mask
+    coef = _sym_solve(gram, rhs[..., None])[..., 0] * mask
+    sse = (mom.yy[..., None] - 2.0 * tf.reduce_sum(coef * mom.xy[:, :, None, :], -1)
+           + tf.einsum("coki,cij,cokj->cok", coef, mom.gram, coef))
+    sst = mom.yy[..., None]
+    score = tf.where(sst > 0, 1.0 - sse / tf.where(sst > 0, sst, 1.0), tf.ones_like(sst))
+    return coef, score
+
+
+class RidgeFit(NamedTuple):
+    coef: tf.Tensor        # [c, o, p]
+    intercept: tf.Tensor   # [c, o]
+    score: tf.Tensor       # [c, o] weighted R^2 on the samples
+    local_pred: tf.Tensor  # [c, o] surrogate's prediction at row 0 (the instance)
+
+
+def weighted_ridge(mom: Moments, x0, mask, alpha: float) -> RidgeFit:
+    """Final surrogate: ridge with intercept on the selected features; x0 [c, p] is the instance's
+    own representation (row 0)."""
+    coef, score = masked_ridge(mom, mask[:, :, None, :], alpha)
+    coef, score = coef[:, :, 0], score[:, :, 0]
+    intercept = mom.y_mean - tf.reduce_sum(mom.x_mean[:, None, :] * coef, -1)
+    local = intercept + tf.reduce_sum(tf.cast(x0, _F64)[:, None, :] * coef, -1)
+    f32 = lambda t: tf.cast(t, tf.float32)  # noqa: E731
+    return RidgeFit(f32(coef), f32(intercept), f32(score), f32(local))
+
+
+def forward_selection(mom: Moments, k: int, n_outputs: int):
+    """lime's forward selection: k greedy steps, each adding the feature that maximizes the weighted R^2
+    of an unregularized fit (all candidates of a step solved as one batch). Returns a mask [c, o, p]."""
+    p = mom.gram.shape[-1]
+    c = tf.shape(mom.gram)[0]
+    selected = tf.zeros([c, n_outputs, p], _F64)
+    eye = tf.eye(p, dtype=_F64)
+    for _ in range(k):  # k <= 6 steps, static
+        candidates = tf.minimum(selected[:, :, None, :] + eye, 1.0)
+        _, score = masked_ridge(mom, candidates, 0.0)
+        score = tf.where(selected > 0, tf.constant(-float("inf"), _F64), score)
+        selected = selected + tf.one_hot(tf.argmax(score, -1), p, dtype=_F64)
+    return selected
+
+
+def highest_weights(mom: Moments, x0, k: int, n_outputs: int):
+    """lime's 'highest_weights': ridge(alpha=0.01) on all features, keep the k largest |coef * x0|."""
+    p = mom.gram.shape[-1]
+    ones = tf.ones([tf.shape(mom.gram)[0], n_outputs, 1, p], _F64)
+    coef, _ = masked_ridge(mom, ones, 0.01)
+    importance = tf.abs(coef[:, :, 0] * tf.cast(x0, _F64)[:, None, :])
+    _, idx = tf.math.top_k(importance, k)
+    return tf.reduce_sum(tf.one_hot(idx, p, dtype=_F64), -2)
