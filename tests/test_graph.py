@@ -1,0 +1,75 @@
+"""The graph properties: one trace for every batch size, XLA, determinism, chunking invisibility."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfexplain
+from conftest import mlp_tf, mlp_weights
+
+
+@pytest.fixture(params=["KernelShap", "Lime"])
+def make(request, rng):
+    d = 5
+    params = mlp_weights(d, outputs=2, seed=4)
+    data = rng.normal(size=(64, d)).astype(np.float32)
+
+    def build(**kw):
+        if request.param == "KernelShap":
+            return tfexplain.KernelShap(mlp_tf(params), data[:8], n_samples=kw.pop("n_samples", 20), **kw)
+        return tfexplain.Lime(mlp_tf(params), data, n_samples=kw.pop("n_samples", 60), **kw)
+
+    return build, data
+
+
+def test_no_retracing_across_batch_sizes(make):
+    build, data = make
+    explainer = build()
+    big = np.tile(data, (5, 1))[:300]
+    explainer(big[:3], seed=0)
+    explainer(big, seed=0)
+    explainer(big[:17], seed=4)
+    assert explainer.tracing_count == 1
+
+
+def test_same_seed_same_numbers_other_seed_other_numbers(make):
+    build, data = make
+    explainer = build()
+    a = explainer(data[:6], seed=11).values
+    np.testing.assert_array_equal(a, explainer(data[:6], seed=11).values)
+    np.testing.assert_array_equal(a, build()(data[:6], seed=11).values)  # a fresh explainer too
+    assert not np.allclose(a, explainer(data[:6], seed=12).values)
+
+
+def test_results_do_not_depend_on_batching_or_chunking(make):
+    build, data = make
+    whole = build()(data[:10], seed=3).values
+    # row by row with the global row index, and with tiny chunks (many loop iterations)
+    tiny = build(batch_size=7)
+    pieces = [tiny(data[i:min(i + 3, 10)], seed=3, row_offset=i).values for i in range(0, 10, 3)]
+    np.testing.assert_allclose(np.concatenate(pieces), whole, rtol=1e-5, atol=1e-6)
+    # a row's numbers depend on its index, not on its neighbours
+    shuffled = build()(np.concatenate([data[:5], data[20:25]]), seed=3).values
+    np.testing.assert_array_equal(shuffled[:5], whole[:5])
+
+
+def test_xla_compiles_and_matches(make):
+    build, data = make
+    plain = build()(data[:4], seed=2)
+    xla_explainer = build(jit_compile=True)
+    compiled = xla_explainer(data[:4], seed=2)
+    np.testing.assert_allclose(compiled.values, plain.values, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(compiled.base_values, plain.base_values, rtol=1e-5, atol=1e-6)
+    # the explain function really is an XLA cluster with no host-side ops
+    hlo = xla_explainer._fn.experimental_get_compiler_ir(
+        tf.constant(data[:4]), tf.constant(2, tf.int64), tf.constant(0, tf.int64))(stage="hlo")
+    assert "HloModule" in hlo and "custom-call" not in hlo.replace("custom_call_target=\"__cpu", "")
+
+
+def test_efficiency_and_shapes_under_xla_with_chunks(rng):
+    d = 6
+    params = mlp_weights(d, outputs=1, seed=9)
+    bg = rng.normal(size=(7, d)).astype(np.float32)
+    x = rng.normal(size=(9, d)).astype(np.float32)
+    exp = tfexplain.KernelShap(mlp_tf(params, squeeze=True), bg, n_samples=30, batch_size=50, jit_compile=True)(x)
+    np.testing.assert_allclose(exp.values.sum(1), exp.model_output - exp.base_values, atol=2e-5)

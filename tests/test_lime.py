@@ -1,0 +1,117 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfexplain
+from conftest import mlp_numpy, mlp_tf, mlp_weights
+
+sklearn_linear = pytest.importorskip("sklearn.linear_model")
+
+
+@pytest.fixture
+def setting(rng):
+    d = 6
+    params = mlp_weights(d, outputs=3, seed=5)
+    train = rng.normal(size=(300, d)).astype(np.float32) * np.arange(1, d + 1) + np.arange(d)
+    x = train[:4] + 0.3
+    return params, train, x
+
+
+def _fit_sklearn(z, y, w, alpha=1.0):
+    ridge = sklearn_linear.Ridge(alpha=alpha, fit_intercept=True)
+    ridge.fit(z, y, sample_weight=w)
+    return ridge, ridge.score(z, y, sample_weight=w), ridge.predict(z[:1])[0]
+
+
+def test_surrogate_matches_sklearn_ridge_on_same_samples(setting):
+    params, train, x = setting
+    lime = tfexplain.Lime(mlp_tf(params), train, n_samples=500, feature_selection="none", target=[0, 2])
+    exp = lime(x, seed=3)
+    s = lime.samples(x, seed=3)
+    for i in range(len(x)):
+        for o in range(2):
+            ridge, score, local = _fit_sklearn(s["z"][i], s["y"][i, :, o], s["weights"][i])
+            np.testing.assert_allclose(exp.values[i, :, o], ridge.coef_, rtol=1e-4, atol=1e-5)
+            np.testing.assert_allclose(exp.intercept[i, o], ridge.intercept_, rtol=1e-4, atol=1e-5)
+            np.testing.assert_allclose(exp.score[i, o], score, atol=1e-5)
+            np.testing.assert_allclose(exp.local_pred[i, o], local, rtol=1e-4, atol=1e-5)
+
+
+def test_samples_follow_lime_recipe(setting):
+    params, train, x = setting
+    lime = tfexplain.Lime(mlp_tf(params), train, n_samples=4000)
+    s = lime.samples(x[:2], seed=0)
+    mean, std = train.mean(0), train.std(0)
+    # row 0 is the instance itself; the rest are N(mean, std) draws, z their standardized form
+    np.testing.assert_allclose(s["points"][:, 0], x[:2], rtol=1e-6)
+    np.testing.assert_allclose(s["z"], (s["points"] - mean) / std, rtol=1e-4, atol=1e-4)
+    pts = s["points"][:, 1:].reshape(-1, train.shape[1])
+    np.testing.assert_allclose(pts.mean(0), mean, atol=0.05 * std.max())
+    np.testing.assert_allclose(pts.std(0), std, rtol=0.05)
+    # lime's kernel: sqrt(exp(-d^2 / width^2)), width = 0.75 sqrt(d)
+    dist = np.linalg.norm(s["z"] - s["z"][:, :1], axis=-1)
+    width = 0.75 * np.sqrt(train.shape[1])
+    np.testing.assert_allclose(s["weights"], np.sqrt(np.exp(-dist**2 / width**2)), rtol=1e-5)
+    np.testing.assert_allclose(s["y"][..., 0], mlp_numpy(params, s["points"].reshape(-1, 6))[:, 1].reshape(2, -1),
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_default_target_is_class_one_like_lime(setting):
+    params, train, x = setting
+    lime = tfexplain.Lime(mlp_tf(params), train, n_samples=300)
+    assert lime.targets == [1]
+    assert lime(x).values.shape == (4, 6)
+    single = tfexplain.Lime(lambda t: mlp_tf(params)(t)[:, 0], train, n_samples=300)
+    assert single.targets == [0]
+
+
+@pytest.mark.parametrize("method,k", [("forward_selection", 3), ("highest_weights", 3), ("auto", 2)])
+def test_feature_selection_matches_lime_base(setting, method, k):
+    lime_base = pytest.importorskip("lime.lime_base")
+    params, train, x = setting
+    lime = tfexplain.Lime(mlp_tf(params), train, n_samples=400, num_features=k, feature_selection=method)
+    exp = lime(x, seed=1)
+    s = lime.samples(x, seed=1)
+    base = lime_base.LimeBase(kernel_fn=lambda d: d)
+    for i in range(len(x)):
+        z, y, w = s["z"][i].astype(np.float64), s["y"][i, :, 0].astype(np.float64), s["weights"][i].astype(np.float64)
+        chosen = base.feature_selection(z, y, w, k, method)
+        assert set(np.flatnonzero(exp.values[i])) == set(chosen)
+        ridge, score, _ = _fit_sklearn(z[:, chosen], y, w)
+        np.testing.assert_allclose(exp.values[i, chosen], ridge.coef_, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(exp.score[i], score, atol=1e-5)
+
+
+def test_categorical_features_drawn_by_frequency(rng):
+    d = 3
+    train = np.stack([rng.normal(size=2000), rng.choice([0.0, 1.0, 5.0], p=[0.6, 0.3, 0.1], size=2000),
+                      rng.normal(size=2000)], 1).astype(np.float32)
+    f = lambda t: t[:, 0] + 2.0 * tf.cast(tf.equal(t[:, 1], 5.0), tf.float32)  # noqa: E731
+    lime = tfexplain.Lime(f, train, categorical_features=[1], n_samples=5000)
+    x = np.array([[0.0, 5.0, 0.0]], np.float32)
+    s = lime.samples(x, seed=2)
+    drawn = s["points"][0, 1:, 1]
+    freqs = [np.mean(drawn == v) for v in (0.0, 1.0, 5.0)]
+    np.testing.assert_allclose(freqs, np.bincount(np.searchsorted([0.0, 1.0, 5.0], train[:, 1])) / 2000, atol=0.02)
+    np.testing.assert_array_equal(s["z"][0, :, 1], (s["points"][0, :, 1] == 5.0).astype(np.float32))
+    exp = lime(x, seed=2)
+    # the categorical column carries the +2 effect as a 0/1 indicator
+    assert abs(exp.values[0, 1] - 2.0) < 0.1
+
+
+def test_agrees_with_lime_package_in_expectation(rng):
+    lime_tabular = pytest.importorskip("lime.lime_tabular")
+    d = 4
+    w = np.array([1.0, -2.0, 0.5, 3.0])
+    train = rng.normal(size=(500, d)) * np.array([1.0, 2.0, 0.5, 1.5])
+
+    def predict(a):
+        return np.tanh(a @ w / 4)
+
+    # in regression mode lime keeps the explanation under label 1 (label 0 holds its negation)
+    ref = lime_tabular.LimeTabularExplainer(train, mode="regression", discretize_continuous=False, random_state=0)
+    x = train[3]
+    theirs = dict(ref.explain_instance(x, predict, num_features=d, num_samples=5000).local_exp[1])
+    theirs = np.array([theirs[j] for j in range(d)])
+    ours = tfexplain.Lime(lambda t: tf.tanh(tf.linalg.matvec(t, tf.constant(w, tf.float32)) / 4), train)(x, seed=0)
+    np.testing.assert_allclose(ours.values[0], theirs, atol=0.03)
