@@ -70,8 +70,9 @@ def uniform(key, rows, shape) -> tf.Tensor:
     """
     size = int(np.prod(shape))
     rows = tf.cast(rows, tf.int64)
-    elements = tf.range(size, dtype=tf.int64)
-    bits, _ = threefry2x32(_key_words(key), rows[:, None], elements[None, :])
+    counters = tf.range((size + 1) // 2, dtype=tf.int64)  # each counter gives two 32-bit words
+    y0, y1 = threefry2x32(_key_words(key), rows[:, None], counters[None, :])
+    bits = tf.concat([y0, y1], axis=1)[:, :size]
     u = (tf.cast(tf.bitwise.right_shift(bits, 8), tf.float32) + 0.5) * (2.0 ** -24)
     return tf.reshape(u, tf.concat([tf.shape(rows), list(shape)], 0))
 

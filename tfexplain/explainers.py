@@ -40,6 +40,7 @@ class Explainer:
     def _setup(self, model, probe, *, n_features, sampler, masker, kernel, target, default_target,
                link, batch_size, jit_compile, feature_names, output_names, output_key):
         self.n_features = n_features
+        self.model = model
         self.sampler, self.masker, self.kernel = sampler, masker, kernel
         self.batch_size = as_int(batch_size, "batch_size", minimum=1)
         if not isinstance(jit_compile, bool):
@@ -154,6 +155,18 @@ class Explainer:
     @property
     def n_evals_per_instance(self) -> int:
         return self.sampler.n_samples * self.masker.rows_per_sample + 1
+
+    def _signature_outputs(self, out):
+        """Graph outputs renamed and shaped like the Explanation's fields (for exported signatures)."""
+        sq = (lambda t: t[..., 0]) if self._single else (lambda t: t)
+        result = {"values": sq(out["values"]), "model_output": sq(out["fx"])}
+        if "intercept" in out:
+            result.update(base_values=sq(out["intercept"]), intercept=sq(out["intercept"]),
+                          score=sq(out["score"]), local_pred=sq(out["local_pred"]))
+        else:
+            n = tf.shape(out["fx"])[0]
+            result["base_values"] = sq(tf.broadcast_to(tf.constant(self.base_values), [n, self.n_outputs]))
+        return result
 
     def _squeeze_out(self, a, axis=-1):
         return np.take(a, 0, axis=axis) if self._single else a

@@ -30,10 +30,10 @@ def as_model_fn(model, output_key=None) -> Callable[[tf.Tensor], tf.Tensor]:
     if model is None or not callable(model) and not hasattr(model, "signatures"):
         raise TypeError(f"`model` must be callable (Keras model, tf.Module, tf.function, ...), got {type(model).__name__}.")
     call = model
-    # A loaded SavedModel without __call__: use its serving signature.
+    # A loaded SavedModel: Keras `model.export` writes a `serve` endpoint; otherwise its serving signature.
     if not callable(model) and hasattr(model, "signatures"):
-        call = model.signatures["serving_default"]
-    is_keras = hasattr(model, "layers") and hasattr(model, "predict")
+        call = getattr(model, "serve", None) or model.signatures["serving_default"]
+    is_keras = hasattr(model, "layers") and hasattr(model, "predict")  # Keras 3 or tf_keras model
     signature = getattr(call, "structured_input_signature", None)
     kwarg_name = None
     if signature is not None:  # concrete function / signature: may need keyword input and a dtype

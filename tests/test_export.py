@@ -1,0 +1,136 @@
+"""SavedModel export: same numbers in a fresh process without tfexplain, saved_model_cli, XLA, and
+explaining models that come as SavedModels."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfexplain
+
+keras = pytest.importorskip("keras")
+
+_FRESH = r"""
+import sys, json
+sys.modules["tfexplain"] = None          # tfexplain must not be importable here
+try:
+    import tfexplain  # noqa
+    raise SystemExit("tfexplain was importable")
+except ImportError:
+    pass
+import numpy as np, tensorflow as tf
+path, x_file, seed, out_file = sys.argv[1:5]
+loaded = tf.saved_model.load(path)
+x = np.load(x_file)
+out = loaded.signatures["explain"](x=tf.constant(x), seed=tf.constant(int(seed), tf.int64))
+pred = loaded.signatures["serving_default"](x=tf.constant(x))
+np.savez(out_file, prediction=pred["output_0"].numpy(), **{k: v.numpy() for k, v in out.items()})
+"""
+
+
+def _model(d, outputs=2, seed=0):
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential([keras.Input((d,)), keras.layers.Dense(8, activation="tanh"),
+                             keras.layers.Dense(outputs, activation="softmax")])
+
+
+def _fresh_process(path, x, seed, tmp_path):
+    np.save(tmp_path / "x.npy", x)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    subprocess.run([sys.executable, "-c", _FRESH, str(path), str(tmp_path / "x.npy"), str(seed),
+                    str(tmp_path / "out.npz")], check=True, cwd=tmp_path, env=env, capture_output=True)
+    return dict(np.load(tmp_path / "out.npz"))
+
+
+@pytest.mark.parametrize("method", ["KernelShap", "Lime"])
+def test_exported_explain_signature_matches_in_process_in_fresh_process(method, rng, tmp_path):
+    d = 4
+    model = _model(d)
+    data = rng.normal(size=(40, d)).astype(np.float32)
+    if method == "KernelShap":
+        explainer = tfexplain.KernelShap(model, data[:6], n_samples=10, target=1)
+    else:
+        explainer = tfexplain.Lime(model, data, n_samples=100, num_features=2)
+    path = tfexplain.export(explainer, tmp_path / "artifact")
+    x = data[:5]
+    exp = explainer(x, seed=7)
+    got = _fresh_process(path, x, 7, tmp_path)
+    np.testing.assert_allclose(got["values"], exp.values, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(got["base_values"], exp.base_values, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(got["prediction"], model.predict(x, verbose=0), rtol=1e-6, atol=1e-7)
+    if method == "Lime":
+        np.testing.assert_allclose(got["score"], exp.score, rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(got["intercept"], exp.intercept, rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(got["local_pred"], exp.local_pred, rtol=1e-6, atol=1e-7)
+
+
+def test_saved_model_cli_show_and_run(rng, tmp_path):
+    cli = shutil.which("saved_model_cli") or os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    if not os.path.exists(cli):
+        pytest.skip("saved_model_cli not installed")
+    d = 3
+    data = rng.normal(size=(20, d)).astype(np.float32)
+    explainer = tfexplain.KernelShap(_model(d), data[:5], target=[0, 1])
+    path = tfexplain.export(explainer, tmp_path / "artifact")
+    shown = subprocess.run([cli, "show", "--dir", path, "--all"], capture_output=True, text=True, check=True).stdout
+    section = shown.split("signature_def['explain']")[1].split("signature_def[")[0]
+    assert "inputs['x']" in section and "shape: (-1, 3)" in section and "DT_FLOAT" in section
+    assert "inputs['seed']" in section and "DT_INT64" in section
+    assert "outputs['values']" in section and "shape: (-1, 3, 2)" in section
+    np.save(tmp_path / "x.npy", data[:2])
+    np.save(tmp_path / "seed.npy", np.array(5, np.int64))
+    out_dir = tmp_path / "out"
+    subprocess.run([cli, "run", "--dir", path, "--tag_set", "serve", "--signature_def", "explain",
+                    "--inputs", f"x={tmp_path / 'x.npy'};seed={tmp_path / 'seed.npy'}", "--outdir", str(out_dir)],
+                   capture_output=True, text=True, check=True)
+    values = np.load(out_dir / "values.npy")
+    np.testing.assert_allclose(values, explainer(data[:2], seed=5).values, rtol=1e-6, atol=1e-7)
+
+
+def test_export_with_xla(rng, tmp_path):
+    d = 4
+    data = rng.normal(size=(30, d)).astype(np.float32)
+    explainer = tfexplain.KernelShap(_model(d), data[:5], n_samples=12)
+    path = tfexplain.export(explainer, tmp_path / "xla", jit_compile=True)
+    loaded = tf.saved_model.load(path)
+    out = loaded.signatures["explain"](x=tf.constant(data[:3]), seed=tf.constant(1, tf.int64))
+    np.testing.assert_allclose(out["values"].numpy(), explainer(data[:3], seed=1).values, rtol=1e-4, atol=1e-5)
+    default = loaded.signatures["explain_default_seed"](x=tf.constant(data[:3]))
+    np.testing.assert_allclose(default["values"].numpy(), explainer(data[:3], seed=0).values, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("how", ["keras_export", "tf_saved_model", "tfsm_layer"])
+def test_explaining_saved_models_and_reexporting(how, rng, tmp_path):
+    d = 4
+    model = _model(d, seed=3)
+    data = rng.normal(size=(30, d)).astype(np.float32)
+    src = str(tmp_path / "model")
+    if how == "tf_saved_model":
+        module = tf.Module()
+        module.variables_ = [v.value for v in model.variables]
+        module.__call__ = tf.function(lambda x: model(x, training=False),
+                                      input_signature=[tf.TensorSpec([None, d], tf.float32)])
+        tf.saved_model.save(module, src)
+    else:
+        model.export(src, verbose=False)
+    if how == "tfsm_layer":
+        served = keras.layers.TFSMLayer(src, call_endpoint="serve")
+    else:
+        served = tf.saved_model.load(src)
+    reference = tfexplain.KernelShap(model, data[:5], n_samples=14)(data[:3], seed=2)
+    explainer = tfexplain.KernelShap(served, data[:5], n_samples=14)
+    exp = explainer(data[:3], seed=2)
+    np.testing.assert_allclose(exp.values, reference.values, rtol=1e-5, atol=1e-6)
+    path = tfexplain.export(explainer, tmp_path / "again")
+    got = _fresh_process(path, data[:3], 2, tmp_path)
+    np.testing.assert_allclose(got["values"], reference.values, rtol=1e-5, atol=1e-6)
+
+
+def test_export_rejects_non_explainers(tmp_path):
+    with pytest.raises(TypeError, match="explainer"):
+        tfexplain.export(object(), tmp_path / "x")

@@ -1,0 +1,63 @@
+"""Export an explainer as a SavedModel: the model's own ``serving_default`` signature next to an
+``explain`` signature, loadable with plain ``tf.saved_model.load`` (no tfexplain at serving time)."""
+
+from __future__ import annotations
+
+import os
+
+import tensorflow as tf
+
+from .explainers import Explainer
+
+
+def _trackable(obj):
+    return isinstance(obj, tf.Module) or isinstance(obj, tf.__internal__.tracking.AutoTrackable)
+
+
+def export(explainer: Explainer, path, jit_compile: bool = False) -> str:
+    """Writes a SavedModel at ``path`` with signatures
+
+    - ``serving_default``: x float32 [None, d] -> {"output_0": model output}
+    - ``explain``: x float32 [None, d], seed int64 [] -> {"values", "base_values", "model_output", and
+      for Lime "intercept", "score", "local_pred"}, shaped as the in-process ``Explanation``'s fields
+    - ``explain_default_seed``: x only, seed 0
+
+    Background data, training statistics and configuration are constants of the graph. With
+    ``jit_compile=True`` the explain function is compiled with XLA when it runs. Returns ``path``.
+    """
+    if not isinstance(explainer, Explainer):
+        raise TypeError(f"`explainer` must be a tfexplain explainer, got {type(explainer).__name__}.")
+    if not isinstance(jit_compile, bool):
+        raise TypeError(f"`jit_compile` must be a bool, got {type(jit_compile).__name__}.")
+    path = os.fspath(path)
+    d = explainer.n_features
+    x_spec = tf.TensorSpec([None, d], tf.float32, name="x")
+    seed_spec = tf.TensorSpec([], tf.int64, name="seed")
+
+    def explain(x, seed):
+        return explainer._signature_outputs(explainer._graph(x, seed, tf.constant(0, tf.int64)))
+
+    module = tf.Module()
+    module.serve = tf.function(lambda x: {"output_0": explainer._model_fn(x)}, input_signature=[x_spec],
+                               autograph=False)
+    module.explain = tf.function(explain, input_signature=[x_spec, seed_spec], jit_compile=jit_compile,
+                                 autograph=False)
+    module.explain_default_seed = tf.function(lambda x: module.explain(x, tf.constant(0, tf.int64)),
+                                              input_signature=[x_spec], autograph=False)
+    signatures = {"serving_default": module.serve.get_concrete_function(),
+                  "explain": module.explain.get_concrete_function(),
+                  "explain_default_seed": module.explain_default_seed.get_concrete_function()}
+    # Track every variable the graphs capture (a Keras 3 variable's tf.Variable is its .value), and
+    # the model object itself when it is trackable (a loaded SavedModel owns its functions' variables).
+    seen, variables = set(), []
+    for fn in signatures.values():
+        for v in fn.variables:
+            if id(v) not in seen:
+                seen.add(id(v))
+                variables.append(v)
+    module.captured_variables = variables
+    is_keras = type(explainer.model).__module__.split(".")[0] in ("keras", "tf_keras")
+    if _trackable(explainer.model) and not is_keras:
+        module.model = explainer.model
+    tf.saved_model.save(module, path, signatures=signatures)
+    return path
