@@ -19,9 +19,10 @@ from .evaluation import chunked_map, evaluate
 from .explanation import Explanation
 from .maskers import BackgroundMasker, PointMasker
 from .models import as_2d, as_model_fn, probe_output
-from .samplers import GaussianTabularSampler, KernelSampler
+from .samplers import GaussianTabularSampler, KernelSampler, LeverageSampler
 
 DEFAULT_BATCH_SIZE = 2**17
+MAX_EXACT_FEATURES = 20
 _LOGIT_EPS = 1e-7
 
 
@@ -88,10 +89,16 @@ class Explainer:
         out = as_2d(self._model_fn(rows), self._squeeze)
         return tf.gather(out, tf.constant(self.targets, tf.int32), axis=1)
 
+    def _keys(self, seed):
+        """The sampler's stream keys, then one for the solver (e.g. bootstrap)."""
+        return _random.split_keys(_random.seed_to_tensor(seed), self.sampler.n_keys + 1)
+
+    def _work_per_instance(self) -> int:
+        return self.sampler.n_samples * self.masker.rows_per_sample
+
     def _graph(self, x, seed, offset):
-        keys = _random.split_keys(_random.seed_to_tensor(seed), self.sampler.n_keys)
-        per_instance = self.sampler.n_samples * self.masker.rows_per_sample
-        cap = max(1, self.batch_size // max(1, per_instance))
+        keys = self._keys(seed)
+        cap = max(1, self.batch_size // max(1, self._work_per_instance()))
 
         def chunk(idx):
             return self._explain_chunk(keys, offset + tf.cast(idx, tf.int64), tf.gather(x, idx))
@@ -102,10 +109,10 @@ class Explainer:
         sample = self.sampler(keys, rows, x)
         y = self._link(evaluate(self._model_outputs, self.masker, x, sample, self.batch_size, self.n_outputs))
         fx = self._link(self._model_outputs(x))
-        return self._solve(sample, y, fx)
+        return self._solve(sample, y, fx, keys[-1], rows)
 
     def _sample_graph(self, x, seed, offset):
-        keys = _random.split_keys(_random.seed_to_tensor(seed), self.sampler.n_keys)
+        keys = self._keys(seed)
         rows = offset + tf.range(tf.shape(x, out_type=tf.int64)[0])
         sample = self.sampler(keys, rows, x)
         y = self._link(evaluate(self._model_outputs, self.masker, x, sample, self.batch_size, self.n_outputs))
@@ -128,7 +135,7 @@ class Explainer:
     def _output_spec(self):
         raise NotImplementedError
 
-    def _solve(self, sample, y, fx):
+    def _solve(self, sample, y, fx, key, rows):
         raise NotImplementedError
 
     # ---- boundary ------------------------------------------------------------------------------
@@ -160,6 +167,8 @@ class Explainer:
         """Graph outputs renamed and shaped like the Explanation's fields (for exported signatures)."""
         sq = (lambda t: t[..., 0]) if self._single else (lambda t: t)
         result = {"values": sq(out["values"]), "model_output": sq(out["fx"])}
+        if "stderr" in out:
+            result["stderr"] = sq(out["stderr"])
         if "intercept" in out:
             result.update(base_values=sq(out["intercept"]), intercept=sq(out["intercept"]),
                           score=sq(out["score"]), local_pred=sq(out["local_pred"]))
@@ -190,6 +199,9 @@ class KernelShap(Explainer):
         e.g. a k-means summary); background_weights: optional [k] weights.
     n_samples: coalitions per instance (default 2d + 2048, as shap); >= 2^d - 2 enumerates all of them
         and gives exact Shapley values.
+    sampler: "leverage" (default; paired leverage-score sampling, Musco & Witter 2025), "kernel"
+        (shap's KernelExplainer scheme) or "exact" (all 2^d - 2 coalitions, d <= 20).
+    n_bootstrap: bootstrap replicates for ``exp.stderr`` (default 64; 0 skips the estimate).
     link: "identity" or "logit" (attributions in log-odds of the model's probability output).
     target: output index, list of indices, or None for every output.
     batch_size: most model-input rows evaluated at once (bounds peak memory).
@@ -198,9 +210,9 @@ class KernelShap(Explainer):
 
     method = "KernelShap"
 
-    def __init__(self, model, background, *, n_samples=None, link="identity", target=None,
-                 background_weights=None, feature_names=None, output_names=None,
-                 batch_size=DEFAULT_BATCH_SIZE, jit_compile=False, output_key=None):
+    def __init__(self, model, background, *, n_samples=None, sampler="leverage", link="identity",
+                 target=None, n_bootstrap=64, background_weights=None, feature_names=None,
+                 output_names=None, batch_size=DEFAULT_BATCH_SIZE, jit_compile=False, output_key=None):
         bg = as_matrix(background, "background")
         d = bg.shape[1]
         if background_weights is not None:
@@ -210,14 +222,27 @@ class KernelShap(Explainer):
                     f"`background_weights` must be {len(bg)} finite non-negative numbers with a positive sum.")
         else:
             bw = None
+        sampler = as_choice(sampler, "sampler", {"leverage", "kernel", "exact"})
+        if sampler == "exact":
+            if d > MAX_EXACT_FEATURES:
+                raise ValueError(f"`sampler='exact'` enumerates 2^d coalitions; d = {d} is above the limit of "
+                                 f"{MAX_EXACT_FEATURES}. Use sampler='leverage' with a budget.")
+            n_samples = 2**d - 2 if n_samples is None else n_samples
         if n_samples is None:
             n_samples = 2 * d + 2048
         n_samples = as_int(n_samples, "n_samples")
-        if n_samples < d + 1:
+        if n_samples < d + 1 and not (sampler == "exact" and n_samples == 2**d - 2):
             raise ValueError(f"`n_samples` must be at least d + 1 = {d + 1} coalitions, got {n_samples}.")
+        if sampler == "exact":
+            n_samples = 2**d - 2
+        self.n_bootstrap = as_int(n_bootstrap, "n_bootstrap", minimum=0)
+        if self.n_bootstrap == 1:
+            raise ValueError("`n_bootstrap` must be 0 (no standard errors) or at least 2.")
+        plan = KernelSampler(d, n_samples) if sampler == "kernel" else LeverageSampler(d, n_samples)
         masker = BackgroundMasker(bg, bw)
         self.background = bg
-        self._setup(model, bg, n_features=d, sampler=KernelSampler(d, n_samples), masker=masker,
+        self.sampler_name = sampler
+        self._setup(model, bg, n_features=d, sampler=plan, masker=masker,
                     kernel=kernels.prior, target=target, default_target=lambda n_out: None, link=link,
                     batch_size=batch_size, jit_compile=jit_compile, feature_names=feature_names,
                     output_names=output_names, output_key=output_key)
@@ -236,19 +261,37 @@ class KernelShap(Explainer):
         """True when the budget enumerates every coalition (values are exact Shapley values)."""
         return self.sampler.exact
 
+    def _work_per_instance(self) -> int:
+        m = self.sampler.n_samples
+        return max(m * self.masker.rows_per_sample, self.n_bootstrap * m if self._bootstraps else 0)
+
+    @property
+    def _bootstraps(self) -> bool:
+        return self.n_bootstrap > 0 and self.sampler.bootstrap.active
+
     def _output_spec(self):
         d, o = self.n_features, self.n_outputs
-        return {"values": tf.TensorSpec([None, d, o], tf.float32), "fx": tf.TensorSpec([None, o], tf.float32)}
+        spec = tf.TensorSpec([None, d, o], tf.float32)
+        return {"values": spec, "stderr": spec, "fx": tf.TensorSpec([None, o], tf.float32)}
 
-    def _solve(self, sample, y, fx):
+    def _solve(self, sample, y, fx, key, rows):
         weights = self.kernel(sample)
-        fit = solvers.shapley_wls(sample.z, y, weights, tf.constant(self.base_values), fx)
-        return {"values": fit.values, "fx": fx}
+        v0 = tf.constant(self.base_values)
+        fit = solvers.shapley_wls(sample.z, y, weights, v0, fx)
+        if self._bootstraps:
+            plan = self.sampler.bootstrap
+            stderr = solvers.shapley_bootstrap_stderr(
+                sample.z, y, weights, v0, fx, plan.multipliers(key, rows, self.n_bootstrap),
+                tf.constant(plan.pair_ids))
+        else:  # exact (or no estimate asked for)
+            stderr = tf.zeros_like(fit.values)
+        return {"values": fit.values, "stderr": stderr, "fx": fx}
 
     def _explanation(self, data, out, seconds):
         base = np.broadcast_to(self.base_values, (len(data), self.n_outputs)).copy()
+        stderr = self._squeeze_out(out["stderr"]) if (self._bootstraps or self.exact) else None
         return self._common(data, out, seconds, values=self._squeeze_out(out["values"]),
-                            base_values=self._squeeze_out(base))
+                            base_values=self._squeeze_out(base), stderr=stderr)
 
 
 def lime_statistics(training_data: np.ndarray, categorical_features):
@@ -332,7 +375,7 @@ class Lime(Explainer):
             return solvers.forward_selection(mom, k, self.n_outputs)
         return solvers.highest_weights(mom, x0, k, self.n_outputs)
 
-    def _solve(self, sample, y, fx):
+    def _solve(self, sample, y, fx, key, rows):
         weights = self.kernel(sample)
         mom = solvers.weighted_moments(sample.z, y, weights)
         x0 = sample.z[:, 0]

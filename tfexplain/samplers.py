@@ -59,6 +59,165 @@ def random_subsets(u: tf.Tensor, sizes: tf.Tensor) -> tf.Tensor:
     return tf.cast(rank < tf.cast(sizes, rank.dtype)[..., None], tf.float32)
 
 
+class BootstrapPlan:
+    """Static description of a stratified Rao-Wu rescaling bootstrap over sampled coalition pairs.
+
+    pair_ids [m]: the resampling unit of each sample (a coalition and its complement share one);
+    strata: (first unit, units in the stratum n_h, sampling fraction f_h). A stratum with n_h >= 2 and
+    f_h < 1 is resampled by drawing n_h - 1 of its units with replacement; unit weights are rescaled by
+    1 - lam + lam * n_h / (n_h - 1) * count with lam = sqrt(1 - f_h) (Rao & Wu 1988, with the
+    finite-population correction). Other units keep weight 1.
+    """
+
+    def __init__(self, pair_ids, n_units, strata):
+        self.pair_ids = np.asarray(pair_ids, np.int32)
+        self.n_units = int(n_units)
+        self.lam = np.zeros(self.n_units, np.float64)
+        self.scale = np.ones(self.n_units, np.float64)
+        starts, sizes = [], []
+        for first, n, f in strata:
+            if n >= 2 and f < 1.0:
+                self.lam[first:first + n] = np.sqrt(1.0 - f)
+                self.scale[first:first + n] = n / (n - 1.0)
+                starts += [first] * (n - 1)
+                sizes += [n] * (n - 1)
+        self.draw_start = np.asarray(starts, np.int32)
+        self.draw_size = np.asarray(sizes, np.int32)
+
+    @property
+    def active(self) -> bool:
+        return len(self.draw_start) > 0
+
+    def multipliers(self, key, rows, n_boot: int):
+        """Per-unit weight multipliers [c, n_boot, n_units] from each row's own stream."""
+        draws = len(self.draw_start)
+        c = tf.shape(rows)[0]
+        u = _random.uniform(key, rows, (n_boot, draws))
+        idx = tf.constant(self.draw_start) + tf.minimum(
+            tf.cast(u * tf.cast(tf.constant(self.draw_size), tf.float32), tf.int32), tf.constant(self.draw_size) - 1)
+        replicate = tf.reshape(tf.range(c * n_boot), [c, n_boot, 1])
+        counts = tf.math.unsorted_segment_sum(
+            tf.ones_like(idx, tf.float64), replicate * self.n_units + idx, c * n_boot * self.n_units)
+        counts = tf.reshape(counts, [c, n_boot, self.n_units])
+        lam, scale = tf.constant(self.lam), tf.constant(self.scale)
+        return 1.0 - lam + lam * scale * counts
+
+
+def water_fill(caps, total):
+    """Level c with sum(min(c, caps)) = total (caps sorted or not); returns the per-entry targets."""
+    caps = np.asarray(caps, np.float64)
+    order = np.sort(caps)
+    left, n = float(total), len(caps)
+    level = 0.0
+    for i, cap in enumerate(order):
+        if cap * (n - i) >= left:
+            level = left / (n - i)
+            break
+        left -= cap
+    else:
+        level = order[-1]
+    return np.minimum(caps, level)
+
+
+def largest_remainder(targets, total, caps):
+    """Integers close to ``targets`` summing to ``total`` (never above ``caps``)."""
+    base = np.floor(targets + 1e-9).astype(np.int64)
+    base = np.minimum(base, caps)
+    rest = int(total - base.sum())
+    order = np.argsort(-(targets - base), kind="stable")
+    for i in order:
+        if rest <= 0:
+            break
+        if base[i] < caps[i]:
+            base[i] += 1
+            rest -= 1
+    return base
+
+
+ENUMERATION_CAP = 4096  # sample without replacement by random keys over at most this many sets
+
+
+class LeverageSampler:
+    """Paired leverage-score sampling of coalitions (Musco & Witter, ICLR 2025).
+
+    The leverage scores of the Shapley regression are uniform over coalition sizes, so every size
+    1..d-1 gets the same expected number of coalitions, capped at C(d, s) ("water filling"; a capped
+    size is enumerated). Integer pair counts per size are fixed on the host (largest remainder). Each
+    sampled set comes with its complement; for even d the middle layer is drawn through the sets that
+    contain the last player, so a set and its complement can't both be drawn twice. Within a size,
+    sets are drawn without replacement (random keys over all sets) when there are at most
+    ``ENUMERATION_CAP`` of them, else with replacement (duplicates then have negligible probability).
+    Weights: w_S = mu(s) / pi_s with mu(s) = 1 / (C(d,s) s (d-s)) and pi_s the inclusion probability
+    from the counts actually drawn. ``n_samples >= 2^d - 2`` enumerates everything (exact).
+    """
+
+    def __init__(self, n_features: int, n_samples: int):
+        d = self.n_features = n_features
+        full = 2**d - 2 if d < 63 else None
+        if full is not None and n_samples >= full:
+            n_samples = full
+        half = d // 2
+        classes = list(range(1, (d + 1) // 2))           # s < d/2 (complement has size d - s)
+        middle = d % 2 == 0 and d >= 2
+        populations = [comb(d, s) for s in classes] + ([comb(d, half) // 2] if middle else [])
+        sizes = classes + ([half] if middle else [])
+        per_size = water_fill([comb(d, s) for s in range(1, d)], n_samples)   # expected sets per size
+        targets = np.array([per_size[s - 1] for s in classes] + ([per_size[half - 1] / 2] if middle else []))
+        caps = np.array(populations, np.int64)
+        counts = largest_remainder(targets, min(n_samples // 2, int(caps.sum())), caps)
+        self.classes = []
+        blocks, weights, pair_ids, strata = [], [], [], []
+        unit = 0
+        for s, pop, k in zip(sizes, populations, counts):
+            k = int(k)
+            if k == 0:
+                continue
+            is_middle = middle and s == half
+            w = 1.0 / ((2 * k if is_middle else k) * s * (d - s))
+            table = None
+            if k == pop:  # enumerate
+                kind = "full"
+                sets = all_coalitions(d - 1, [s - 1]) if is_middle else all_coalitions(d, [s])
+                table = np.concatenate([sets, np.ones((len(sets), 1), np.float32)], 1) if is_middle else sets
+            elif pop <= ENUMERATION_CAP:
+                kind = "without_replacement"
+                sets = all_coalitions(d - 1, [s - 1]) if is_middle else all_coalitions(d, [s])
+                table = np.concatenate([sets, np.ones((len(sets), 1), np.float32)], 1) if is_middle else sets
+            else:
+                kind = "with_replacement"
+            self.classes.append((s, k, kind, table, is_middle))
+            weights += [w] * (2 * k)
+            pair_ids += list(range(unit, unit + k)) * 2
+            strata.append((unit, k, k / pop if kind != "with_replacement" else 0.0))
+            unit += k
+        self.n_samples = len(weights)
+        self.weights = np.asarray(weights, np.float32)
+        self.exact = all(kind == "full" for _, _, kind, _, _ in self.classes) and self.n_samples == (full or -1)
+        self.bootstrap = BootstrapPlan(pair_ids, unit, strata)
+        self.n_keys = max(1, len(self.classes))  # one stream key per size class
+
+    def __call__(self, keys, rows, x) -> Sample:
+        c = tf.shape(x)[0]
+        d = self.n_features
+        blocks = []
+        for i, (s, k, kind, table, is_middle) in enumerate(self.classes):
+            if kind == "full":
+                sets = tf.tile(tf.constant(table)[None], [c, 1, 1])
+            elif kind == "without_replacement":
+                u = _random.uniform(keys[i], rows, (len(table),))
+                _, idx = tf.math.top_k(u, k)
+                sets = tf.gather(tf.constant(table), idx)
+            else:
+                width = d - 1 if is_middle else d
+                u = _random.uniform(keys[i], rows, (k, width))
+                sets = random_subsets(u, tf.fill([c, k], s - 1 if is_middle else s))
+                if is_middle:
+                    sets = tf.concat([sets, tf.ones([c, k, 1])], -1)
+            blocks += [sets, 1.0 - sets]
+        z = tf.concat(blocks, axis=1) if blocks else tf.zeros([c, 0, d])
+        return Sample(z, tf.constant(self.weights), None)
+
+
 class KernelSampler:
     """shap's KernelExplainer scheme, with static shapes.
 
@@ -115,6 +274,12 @@ class KernelSampler:
         self.exact = self.n_pairs == 0 and n_full == n_sizes
         self.n_samples = len(self.fixed) + 2 * self.n_pairs
         self.weights = np.concatenate([self.fixed_weights, random_w]).astype(np.float32)
+        # Bootstrap units: each enumerated coalition alone (never resampled); each random pair, drawn
+        # i.i.d. with replacement, in one stratum without finite-population correction.
+        n_fixed = len(self.fixed)
+        pair_ids = np.concatenate([np.arange(n_fixed), n_fixed + np.arange(self.n_pairs),
+                                   n_fixed + np.arange(self.n_pairs)])
+        self.bootstrap = BootstrapPlan(pair_ids, n_fixed + self.n_pairs, [(n_fixed, self.n_pairs, 0.0)])
 
     def __call__(self, keys, rows, x) -> Sample:
         c = tf.shape(x)[0]

@@ -60,6 +60,32 @@ def shapley_wls(z, y, weights, v0, v1) -> ShapleyFit:
     return ShapleyFit(tf.cast(phi, tf.float32), tf.cast(residuals, tf.float32))
 
 
+def shapley_bootstrap_stderr(z, y, weights, v0, v1, multipliers, pair_ids):
+    """Standard errors of :func:`shapley_wls` by re-solving it under bootstrap weight multipliers.
+
+    multipliers [c, B, units] (see ``samplers.BootstrapPlan``), pair_ids [m] the unit of each sample.
+    Returns the standard deviation over the B replicates, [c, d, o] (ddof = 1).
+    """
+    d = z.shape[-1]
+    if d == 1:
+        return tf.zeros([tf.shape(z)[0], 1, y.shape[-1]], tf.float32)
+    z = tf.cast(z, _F64)
+    size = tf.reduce_sum(z, -1, keepdims=True)
+    delta = tf.cast(v1 - v0, _F64)
+    b = tf.cast(y, _F64) - tf.cast(v0, _F64) - size / d * delta[:, None, :]
+    a = z - size / d                                                   # [c, m, d]
+    w = tf.cast(weights, _F64) * tf.gather(multipliers, pair_ids, axis=-1)   # [c, B, m]
+    aw = a[:, None] * w[..., None]                                      # [c, B, m, d]
+    gram = tf.matmul(aw, a[:, None], transpose_a=True) + 1.0 / d        # [c, B, d, d]
+    rhs = tf.matmul(aw, b[:, None], transpose_a=True)                   # [c, B, d, o]
+    x = _sym_solve(gram, rhs)
+    x = x - tf.reduce_mean(x, axis=2, keepdims=True)
+    mean = tf.reduce_mean(x, axis=1, keepdims=True)
+    n_boot = tf.cast(tf.shape(x)[1], _F64)
+    var = tf.reduce_sum(tf.square(x - mean), axis=1) / tf.maximum(n_boot - 1.0, 1.0)
+    return tf.cast(tf.sqrt(var), tf.float32)
+
+
 class Moments(NamedTuple):
     """Weighted, centred second moments of a regression problem (float64)."""
 
