@@ -1,0 +1,115 @@
+"""Samplers (leverage, kernel, exact) and standard errors."""
+
+from math import comb
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfexplain
+from tfexplain import _random
+from tfexplain.samplers import LeverageSampler, water_fill
+from conftest import exact_shapley, mlp_numpy, mlp_tf, mlp_weights
+
+
+def _draw(sampler, rows=3, seed=0):
+    keys = _random.split_keys(_random.seed_to_tensor(tf.constant(seed, tf.int64)), sampler.n_keys)
+    d = sampler.n_features
+    return sampler(keys, tf.range(rows, dtype=tf.int64), tf.zeros([rows, d])).z.numpy()
+
+
+@pytest.mark.parametrize("d,m", [(6, 30), (7, 50), (10, 100), (16, 160)])
+def test_leverage_sampler_structure(d, m):
+    sampler = LeverageSampler(d, m)
+    assert sampler.n_samples == m - m % 2
+    z = _draw(sampler)
+    sizes = z.sum(-1)
+    # paired: the second half of every size block is the complement of the first
+    start = 0
+    for s, k, kind, _, is_middle in sampler.classes:
+        block = z[:, start:start + 2 * k]
+        np.testing.assert_array_equal(block[:, k:], 1 - block[:, :k])
+        assert np.all(block[:, :k].sum(-1) == s)
+        if is_middle:
+            assert np.all(block[:, :k, -1] == 1)  # canonical member holds the last player
+        if kind != "with_replacement":  # distinct within a size
+            for row in block[:, :k]:
+                assert len({tuple(r) for r in row}) == k
+        start += 2 * k
+    # sizes get (near) equal counts, capped at C(d, s): leverage scores are uniform over sizes
+    target = water_fill([comb(d, s) for s in range(1, d)], m)
+    counts = np.array([np.sum(sizes[0] == s) for s in range(1, d)])
+    assert np.all(np.abs(counts - target) <= 1.0 + 1e-9)
+
+
+def test_leverage_weights_are_inclusion_corrected():
+    d, m = 8, 60
+    sampler = LeverageSampler(d, m)
+    w = sampler.weights
+    start = 0
+    for s, k, _, _, is_middle in sampler.classes:
+        pi = (2 * k / comb(d, s)) if is_middle else k / comb(d, s)
+        mu = 1.0 / (comb(d, s) * s * (d - s))
+        np.testing.assert_allclose(w[start:start + 2 * k], mu / pi, rtol=1e-6)
+        start += 2 * k
+
+
+@pytest.mark.parametrize("sampler", ["leverage", "kernel"])
+def test_linear_closed_form_any_sampler(rng, sampler):
+    d = 9
+    w = rng.normal(size=d)
+    bg = rng.normal(size=(6, d))
+    x = rng.normal(size=(5, d))
+    f = lambda t: tf.linalg.matvec(t, tf.constant(w, tf.float32))  # noqa: E731
+    exp = tfexplain.KernelShap(f, bg, n_samples=60, sampler=sampler)(x, seed=1)
+    np.testing.assert_allclose(exp.values, w * (x - bg.mean(0)), atol=3e-5)
+
+
+def test_exact_sampler_and_its_limit(rng):
+    d = 7
+    params = mlp_weights(d, outputs=1, seed=8)
+    bg = rng.normal(size=(3, d)).astype(np.float32)
+    x = rng.normal(size=(2, d)).astype(np.float32)
+    explainer = tfexplain.KernelShap(mlp_tf(params), bg, sampler="exact")
+    assert explainer.exact and explainer.sampler.n_samples == 2**d - 2
+    exp = explainer(x)
+    for i in range(2):
+        np.testing.assert_allclose(exp.values[i], exact_shapley(lambda r: mlp_numpy(params, r), x[i], bg, d)[:, 0],
+                                   atol=2e-5)
+    np.testing.assert_array_equal(exp.stderr, 0.0)
+    with pytest.raises(ValueError, match="exact.*d = 21"):
+        tfexplain.KernelShap(lambda t: tf.reduce_sum(t, 1), np.zeros((2, 21)), sampler="exact")
+    with pytest.raises(ValueError, match="sampler"):
+        tfexplain.KernelShap(lambda t: tf.reduce_sum(t, 1), np.zeros((2, 3)), sampler="magic")
+    with pytest.raises(ValueError, match="n_bootstrap"):
+        tfexplain.KernelShap(lambda t: tf.reduce_sum(t, 1), np.zeros((2, 3)), n_bootstrap=1)
+
+
+def test_kernel_sampler_matches_shap_at_full_enumeration(rng):
+    shap = pytest.importorskip("shap")
+    d = 5
+    params = mlp_weights(d, outputs=1, seed=12)
+    bg = rng.normal(size=(4, d)).astype(np.float32)
+    x = rng.normal(size=(2, d)).astype(np.float32)
+    ref = shap.KernelExplainer(lambda a: mlp_numpy(params, a)[:, 0], bg).shap_values(
+        x, nsamples=2**d, l1_reg=False, silent=True)
+    exp = tfexplain.KernelShap(mlp_tf(params, squeeze=True), bg, sampler="kernel", n_samples=2**d)(x)
+    np.testing.assert_allclose(exp.values, ref, atol=5e-5)
+
+
+def test_standard_errors_are_calibrated_and_shrink(rng):
+    d = 10
+    params = mlp_weights(d, hidden=16, outputs=1, seed=21)
+    bg = rng.normal(size=(3, d)).astype(np.float32)
+    x = rng.normal(size=(60, d)).astype(np.float32)
+    exact = tfexplain.KernelShap(mlp_tf(params), bg, sampler="exact")(x).values
+    small = tfexplain.KernelShap(mlp_tf(params), bg, n_samples=10 * d)(x, seed=3)
+    large = tfexplain.KernelShap(mlp_tf(params), bg, n_samples=40 * d)(x, seed=3)
+    assert small.stderr.shape == small.values.shape and np.all(small.stderr > 0)
+    assert np.mean(large.stderr) < 0.8 * np.mean(small.stderr)
+    coverage = np.mean(np.abs(small.values - exact) <= 2 * small.stderr)
+    assert 0.85 <= coverage <= 0.995, coverage
+    # standardized errors have unit scale, and errors are larger where stderr says so (not a constant)
+    err = np.abs(small.values - exact)
+    assert 0.4 <= np.mean((err / small.stderr) ** 2) <= 2.0
+    assert np.corrcoef(err.ravel(), small.stderr.ravel())[0, 1] > 0.1
