@@ -1,0 +1,107 @@
+"""Lower tfexplain's whole explain calls (and the model-only floor) to StableHLO for the GPU run.
+
+Runs here, with TensorFlow. For KernelShap and Lime on the demo model (one baseline row for
+KernelShap, as Captum's peer uses) at n in {64, 2048, 16384} it writes, under --out:
+  <name>.mlir.gz the StableHLO module of the jit-compiled explain function (the whole call:
+                sampling, chunked evaluation, solve -- nothing runs outside it)
+  <name>.npz    explicit inputs (arg_0..), captured inputs (cap_0..), output names, and TensorFlow's
+                CPU outputs (out_0..) where computing them here is cheap (n <= --check-max)
+  mlp.npz       the demo network's weights, for the PyTorch/Captum peer
+and the floor modules (the model alone on the same number of rows, rows built in-graph).
+
+    python benchmarks/gpu/lower.py --out .gpu [--sizes 64,2048,16384] [--check-max 2048]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import tfexplain  # noqa: E402
+from tfexplain.demo import demo_model  # noqa: E402
+from tfexplain.evaluation import chunked_map  # noqa: E402
+
+
+def floor_function(model, rows_per_instance, batch_size):
+    @tf.function(jit_compile=True, autograph=False,
+                 input_signature=[tf.TensorSpec([None, None], tf.float32)])
+    def floor(x):
+        total = tf.shape(x)[0] * rows_per_instance
+
+        def chunk(idx):
+            rows = tf.gather(x, idx // rows_per_instance) * (1.0 + 1e-6 * tf.cast(idx % 7, tf.float32)[:, None])
+            return model(rows, training=False)[:, 1:]
+
+        return tf.reduce_sum(chunked_map(chunk, total, batch_size, tf.TensorSpec([None, 1], tf.float32)))
+
+    return floor
+
+
+def lower(fn, args, name, out_dir, check):
+    concrete = fn.get_concrete_function(*args)
+    text = fn.experimental_get_compiler_ir(*args)(stage="stablehlo")
+    with gzip.open(os.path.join(out_dir, f"{name}.mlir.gz"), "wt") as fh:  # text compresses ~10x
+        fh.write(text)
+    arrays = {f"arg_{i}": np.asarray(a) for i, a in enumerate(args)}
+    by_handle = {id(v.handle): v for v in concrete.variables}
+    for i, t in enumerate(concrete.captured_inputs):
+        # a captured variable handle enters the compiled module as the variable's value
+        arrays[f"cap_{i}"] = by_handle[id(t)].numpy() if t.dtype == tf.resource else t.numpy()
+    names = []
+    if check:
+        out = fn(*args)
+        flat = tf.nest.flatten(out)
+        names = list(sorted(out)) if isinstance(out, dict) else ["out"]
+        for i, t in enumerate(flat):
+            arrays[f"out_{i}"] = t.numpy()
+    arrays["output_names"] = np.array(json.dumps(names))
+    np.savez(os.path.join(out_dir, f"{name}.npz"), **arrays)
+    print(f"wrote {name}: {len(text) / 1e3:.0f} kB StableHLO, {len(concrete.captured_inputs)} captured, "
+          f"checked={check}", flush=True)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", default=".gpu")
+    parser.add_argument("--sizes", default="64,2048,16384")
+    parser.add_argument("--check-max", type=int, default=2048)
+    parser.add_argument("--background", type=int, default=50,
+                        help="KernelShap background rows (the demo's 50; 1 = Captum's single baseline)")
+    args = parser.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    model, x_train, x_test, _ = demo_model()
+    weights = {f"w{i}": v.numpy() for i, v in enumerate(model.weights)}
+    probe = x_test[:8]
+    np.savez(os.path.join(args.out, "mlp.npz"), baseline=x_train[:1], probe=probe,
+             prediction=model(probe, training=False).numpy(), **weights)
+    d = x_train.shape[1]
+    background = x_train[np.random.default_rng(0).choice(len(x_train), args.background, replace=False)]
+    explainers = {
+        "kernelshap": tfexplain.KernelShap(model, background, target=1, jit_compile=True, n_bootstrap=0),
+        "lime": tfexplain.Lime(model, x_train, jit_compile=True),
+    }
+    meta = {"d": d, "background": args.background, "runs": []}
+    for n in [int(v) for v in args.sizes.split(",")]:
+        x = np.tile(x_test, (int(np.ceil(n / len(x_test))), 1))[:n].astype(np.float32)
+        call = (tf.constant(x), tf.constant(0, tf.int64), tf.constant(0, tf.int64))
+        for name, explainer in explainers.items():
+            lower(explainer._fn, call, f"{name}_{n}", args.out, n <= args.check_max)
+            floor = floor_function(model, explainer.sampler.n_samples * explainer.masker.rows_per_sample,
+                                   explainer.batch_size)
+            lower(floor, (tf.constant(x),), f"floor_{name}_{n}", args.out, False)
+            meta["runs"].append({"name": f"{name}_{n}", "floor": f"floor_{name}_{n}", "n": n, "method": name,
+                                 "samples": explainer.sampler.n_samples,
+                                 "rows_per_instance": explainer.n_evals_per_instance})
+    with open(os.path.join(args.out, "meta.json"), "w") as fh:
+        json.dump(meta, fh, indent=1)
+
+
+if __name__ == "__main__":
+    main()
