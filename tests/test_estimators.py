@@ -113,3 +113,41 @@ def test_standard_errors_are_calibrated_and_shrink(rng):
     err = np.abs(small.values - exact)
     assert 0.4 <= np.mean((err / small.stderr) ** 2) <= 2.0
     assert np.corrcoef(err.ravel(), small.stderr.ravel())[0, 1] > 0.1
+
+
+def test_tolerance_loop_converges_and_reports_evaluations(rng):
+    d = 8
+    params = mlp_weights(d, hidden=12, outputs=1, seed=30)
+    bg = rng.normal(size=(2, d)).astype(np.float32)
+    x = rng.normal(size=(12, d)).astype(np.float32)
+    exact = tfexplain.KernelShap(mlp_tf(params), bg, sampler="exact")(x).values
+    explainer = tfexplain.KernelShap(mlp_tf(params), bg, tolerance=0.02, n_samples=40, max_samples=800)
+    exp = explainer(x, seed=4)
+    per_round = 40 * len(bg)
+    rounds = (exp.n_evals - 1) // per_round
+    assert np.all((exp.n_evals - 1) % per_round == 0) and np.all(rounds >= 2) and np.all(rounds <= 20)
+    spread = exp.values.max(1) - exp.values.min(1)
+    converged = rounds < 20
+    assert converged.any()
+    assert np.all(exp.stderr.max(1)[converged] <= 0.02 * spread[converged] + 1e-7)
+    assert np.mean(np.abs(exp.values - exact) <= 2 * exp.stderr) >= 0.8
+    # efficiency still exact, and an instance's result does not depend on its batch
+    np.testing.assert_allclose(exp.values.sum(1), exp.model_output - exp.base_values, atol=2e-5)
+    alone = explainer(x[3:5], seed=4, row_offset=3)
+    np.testing.assert_allclose(alone.values, exp.values[3:5], rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(alone.n_evals, exp.n_evals[3:5])
+    assert explainer.tracing_count == 1
+    # an unreachable tolerance stops at max_samples
+    capped = tfexplain.KernelShap(mlp_tf(params), bg, tolerance=1e-6, n_samples=40, max_samples=120)(x[:2])
+    np.testing.assert_array_equal(capped.n_evals, 3 * per_round + 1)
+
+
+def test_tolerance_arguments_are_checked():
+    f = lambda t: tf.reduce_sum(t, 1)  # noqa: E731
+    bg = np.zeros((2, 6), np.float32)
+    with pytest.raises(ValueError, match="tolerance"):
+        tfexplain.KernelShap(f, bg, tolerance=0)
+    with pytest.raises(ValueError, match="max_samples.*two rounds"):
+        tfexplain.KernelShap(f, bg, tolerance=0.1, n_samples=20, max_samples=30)
+    with pytest.raises(ValueError, match="max_samples.*tolerance"):
+        tfexplain.KernelShap(f, bg, max_samples=100)

@@ -185,7 +185,7 @@ class Explainer:
         return Explanation(
             data=data, feature_names=list(self.feature_names), output_names=list(self.output_names),
             method=self.method, model_output=self._squeeze_out(out["fx"]),
-            n_evals=np.full(n, self.n_evals_per_instance, np.int64), seconds=seconds, **kw)
+            n_evals=out.get("n_evals", np.full(n, self.n_evals_per_instance, np.int64)), seconds=seconds, **kw)
 
 
 class KernelShap(Explainer):
@@ -202,6 +202,11 @@ class KernelShap(Explainer):
     sampler: "leverage" (default; paired leverage-score sampling, Musco & Witter 2025), "kernel"
         (shap's KernelExplainer scheme) or "exact" (all 2^d - 2 coalitions, d <= 20).
     n_bootstrap: bootstrap replicates for ``exp.stderr`` (default 64; 0 skips the estimate).
+    tolerance: if set (e.g. 0.01), sample in rounds of ``n_samples`` coalitions (default 10d) inside
+        a graph loop until every attribution's standard error is below ``tolerance`` times the range
+        of that instance's attributions (Covert & Lee 2021), or ``max_samples`` (default 20 rounds)
+        is reached; the estimate pools all rounds, its standard error is the batch-means estimate
+        over rounds, and ``exp.n_evals`` reports each instance's model evaluations.
     link: "identity" or "logit" (attributions in log-odds of the model's probability output).
     target: output index, list of indices, or None for every output.
     batch_size: most model-input rows evaluated at once (bounds peak memory).
@@ -211,8 +216,9 @@ class KernelShap(Explainer):
     method = "KernelShap"
 
     def __init__(self, model, background, *, n_samples=None, sampler="leverage", link="identity",
-                 target=None, n_bootstrap=64, background_weights=None, feature_names=None,
-                 output_names=None, batch_size=DEFAULT_BATCH_SIZE, jit_compile=False, output_key=None):
+                 target=None, n_bootstrap=64, tolerance=None, max_samples=None, background_weights=None,
+                 feature_names=None, output_names=None, batch_size=DEFAULT_BATCH_SIZE, jit_compile=False,
+                 output_key=None):
         bg = as_matrix(background, "background")
         d = bg.shape[1]
         if background_weights is not None:
@@ -228,6 +234,11 @@ class KernelShap(Explainer):
                 raise ValueError(f"`sampler='exact'` enumerates 2^d coalitions; d = {d} is above the limit of "
                                  f"{MAX_EXACT_FEATURES}. Use sampler='leverage' with a budget.")
             n_samples = 2**d - 2 if n_samples is None else n_samples
+        if tolerance is not None:
+            if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float, np.floating)) or not tolerance > 0:
+                raise ValueError(f"`tolerance` must be a positive number, got {tolerance!r}.")
+            if n_samples is None:
+                n_samples = max(d + 1, 10 * d)
         if n_samples is None:
             n_samples = 2 * d + 2048
         n_samples = as_int(n_samples, "n_samples")
@@ -239,6 +250,15 @@ class KernelShap(Explainer):
         if self.n_bootstrap == 1:
             raise ValueError("`n_bootstrap` must be 0 (no standard errors) or at least 2.")
         plan = KernelSampler(d, n_samples) if sampler == "kernel" else LeverageSampler(d, n_samples)
+        self.tolerance, self.max_rounds = None, 1
+        if tolerance is not None and not plan.exact:
+            max_samples = 20 * plan.n_samples if max_samples is None else as_int(max_samples, "max_samples")
+            if max_samples < 2 * plan.n_samples:
+                raise ValueError(f"`max_samples` must allow at least two rounds of {plan.n_samples} coalitions, "
+                                 f"got {max_samples}.")
+            self.tolerance, self.max_rounds = float(tolerance), max_samples // plan.n_samples
+        elif max_samples is not None:
+            raise ValueError("`max_samples` only applies together with `tolerance=`.")
         masker = BackgroundMasker(bg, bw)
         self.background = bg
         self.sampler_name = sampler
@@ -267,29 +287,97 @@ class KernelShap(Explainer):
 
     @property
     def _bootstraps(self) -> bool:
-        return self.n_bootstrap > 0 and self.sampler.bootstrap.active
+        return self.n_bootstrap > 0 and self.sampler.bootstrap.active and self.tolerance is None
+
+    def _keys(self, seed):
+        if self.tolerance is None:
+            return super()._keys(seed)
+        n = self.sampler.n_keys + 1  # each round: the sampler's keys, then its bootstrap key
+        keys = _random.split_keys(_random.seed_to_tensor(seed), self.max_rounds * n)
+        return [tf.reshape(tf.stack(keys), [self.max_rounds, n, 2])]
+
+    def _explain_chunk(self, keys, rows, x):
+        if self.tolerance is None:
+            return super()._explain_chunk(keys, rows, x)
+        return self._converge(keys[0], rows, x)
+
+    def _converge(self, round_keys, rows, x):
+        """Rounds of fresh coalitions in a tf.while_loop until every instance's largest standard error
+        is below tolerance x the range of its attributions (or max_rounds); converged instances stop
+        accumulating. The estimate pools the rounds' normal equations; its variance is the sum of the
+        rounds' bootstrap variances over rounds^2 (batch means when n_bootstrap=0)."""
+        c, d, o = tf.shape(x)[0], self.n_features, self.n_outputs
+        f64 = tf.float64
+        fx = self._link(self._model_outputs(x))
+        v0 = tf.constant(self.base_values)
+        weights = tf.constant(self.sampler.weights)
+        delta = fx - v0
+        plan = self.sampler.bootstrap
+        use_bootstrap = self.n_bootstrap > 0 and plan.active
+
+        def estimate(gram, rhs, phi_sum, phi_sq, var_sum, rounds):
+            phi = solvers.solve_shapley(gram, rhs, delta)
+            r = tf.cast(rounds, f64)[:, None, None]
+            if use_bootstrap:
+                return phi, tf.sqrt(var_sum) / r
+            var = (phi_sq - phi_sum * phi_sum / r) / tf.maximum(r - 1.0, 1.0)
+            return phi, tf.sqrt(tf.maximum(var, 0.0) / r)
+
+        def body(i, gram, rhs, phi_sum, phi_sq, var_sum, rounds, done):
+            keys = tf.unstack(round_keys[i])
+            sample = self.sampler(keys[:-1], rows, x)
+            y = self._link(evaluate(self._model_outputs, self.masker, x, sample, self.batch_size, o))
+            g, b = solvers.shapley_normal_equations(sample.z, y, weights, v0, fx)
+            phi_r = solvers.solve_shapley(g, b, delta)
+            live = tf.cast(~done, f64)[:, None, None]
+            if use_bootstrap:
+                se_r = solvers.shapley_bootstrap_stderr(
+                    sample.z, y, weights, v0, fx, plan.multipliers(keys[-1], rows, self.n_bootstrap),
+                    tf.constant(plan.pair_ids))
+                var_sum = var_sum + live * tf.square(tf.cast(se_r, f64))
+            gram, rhs = gram + live * g, rhs + live * b
+            phi_sum, phi_sq = phi_sum + live * phi_r, phi_sq + live * phi_r * phi_r
+            rounds = rounds + tf.cast(~done, tf.int32)
+            phi, se = estimate(gram, rhs, phi_sum, phi_sq, var_sum, rounds)
+            spread = tf.reduce_max(phi, axis=[1, 2]) - tf.reduce_min(phi, axis=[1, 2])
+            ok = (rounds >= 2) & (tf.reduce_max(se, axis=[1, 2]) <= self.tolerance * spread)
+            return i + 1, gram, rhs, phi_sum, phi_sq, var_sum, rounds, done | ok
+
+        zeros_do = tf.zeros([c, d, o], f64)
+        state = (tf.constant(0), tf.zeros([c, d, d], f64), zeros_do, zeros_do, zeros_do, zeros_do,
+                 tf.zeros([c], tf.int32), tf.zeros([c], tf.bool))
+        _, gram, rhs, phi_sum, phi_sq, var_sum, rounds, _ = tf.while_loop(
+            lambda i, *s: (i < self.max_rounds) & ~tf.reduce_all(s[-1]), body, state,
+            maximum_iterations=self.max_rounds)
+        phi, se = estimate(gram, rhs, phi_sum, phi_sq, var_sum, rounds)
+        evals = tf.cast(rounds, tf.int64) * (self.sampler.n_samples * self.masker.rows_per_sample) + 1
+        return {"values": tf.cast(phi, tf.float32), "stderr": tf.cast(se, tf.float32), "fx": fx, "n_evals": evals}
 
     def _output_spec(self):
         d, o = self.n_features, self.n_outputs
         spec = tf.TensorSpec([None, d, o], tf.float32)
-        return {"values": spec, "stderr": spec, "fx": tf.TensorSpec([None, o], tf.float32)}
+        out = {"values": spec, "stderr": spec, "fx": tf.TensorSpec([None, o], tf.float32)}
+        if self.tolerance is not None:
+            out["n_evals"] = tf.TensorSpec([None], tf.int64)
+        return out
 
     def _solve(self, sample, y, fx, key, rows):
         weights = self.kernel(sample)
         v0 = tf.constant(self.base_values)
-        fit = solvers.shapley_wls(sample.z, y, weights, v0, fx)
+        values = solvers.shapley_wls(sample.z, y, weights, v0, fx)
         if self._bootstraps:
             plan = self.sampler.bootstrap
             stderr = solvers.shapley_bootstrap_stderr(
                 sample.z, y, weights, v0, fx, plan.multipliers(key, rows, self.n_bootstrap),
                 tf.constant(plan.pair_ids))
         else:  # exact (or no estimate asked for)
-            stderr = tf.zeros_like(fit.values)
-        return {"values": fit.values, "stderr": stderr, "fx": fx}
+            stderr = tf.zeros_like(values)
+        return {"values": values, "stderr": stderr, "fx": fx}
 
     def _explanation(self, data, out, seconds):
         base = np.broadcast_to(self.base_values, (len(data), self.n_outputs)).copy()
-        stderr = self._squeeze_out(out["stderr"]) if (self._bootstraps or self.exact) else None
+        estimated = self._bootstraps or self.exact or self.tolerance is not None
+        stderr = self._squeeze_out(out["stderr"]) if estimated else None
         return self._common(data, out, seconds, values=self._squeeze_out(out["values"]),
                             base_values=self._squeeze_out(base), stderr=stderr)
 

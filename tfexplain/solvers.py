@@ -26,38 +26,50 @@ def _sym_solve(matrix, rhs):
     return tf.linalg.cholesky_solve(chol, rhs)
 
 
-class ShapleyFit(NamedTuple):
-    values: tf.Tensor      # [c, d, o]
-    residuals: tf.Tensor   # [c, m, o] weighted-regression residuals (for error estimates)
+def _shapley_design(z, y, v0, v1):
+    """Projected design of the constrained Shapley regression (float64): a = Z P (rows centred),
+    b = y - v0 - |S| (v1 - v0) / d, and delta = v1 - v0."""
+    d = z.shape[-1]
+    z = tf.cast(z, _F64)
+    delta = tf.cast(v1 - v0, _F64)                                     # [c, o]
+    size = tf.reduce_sum(z, -1, keepdims=True)                         # [c, m, 1]
+    b = tf.cast(y, _F64) - tf.cast(v0, _F64) - size / d * delta[:, None, :]
+    return z - size / d, b, delta
 
 
-def shapley_wls(z, y, weights, v0, v1) -> ShapleyFit:
-    """Constrained weighted least squares of KernelSHAP.
+def shapley_normal_equations(z, y, weights, v0, v1):
+    """(A^T W A + 11^T/d, A^T W b) of :func:`shapley_wls`; sums of these over independent rounds
+    give the pooled estimate."""
+    d = z.shape[-1]
+    a, b, _ = _shapley_design(z, y, v0, v1)
+    w = tf.broadcast_to(tf.cast(weights, _F64), tf.shape(a)[:2])
+    aw = a * w[..., None]
+    return tf.einsum("cmi,cmj->cij", aw, a) + 1.0 / d, tf.einsum("cmi,cmo->cio", aw, b)
 
-    z [c, m, d] coalitions, y [c, m, o] their values (link space), weights [m] or [c, m] Shapley-kernel
+
+def solve_shapley(gram, rhs, delta):
+    """phi = x + delta / d with x the solution of gram x = rhs, kept exactly in 1-perp."""
+    d = gram.shape[-1]
+    x = _sym_solve(gram, rhs)
+    x = x - tf.reduce_mean(x, axis=-2, keepdims=True)
+    return x + tf.cast(delta, _F64)[..., None, :] / d
+
+
+def shapley_wls(z, y, weights, v0, v1):
+    """Constrained weighted least squares of KernelSHAP -> values [c, d, o] (float32).
+
+    z [c, m, d] coalitions, y [c, m, o] their values (link space), weights [m] or [c, m] sample
     weights, v0 [o] value of the empty coalition, v1 [c, o] value of the full one. Minimizes
     sum_S w_S (v0 + z_S . phi - y_S)^2 subject to sum(phi) = v1 - v0, by eliminating the constraint
     with the projection P = I - 11^T/d: A = Z P, b = y - v0 - |S| (v1 - v0)/d, phi = x + (v1 - v0)/d
     with x the minimum-norm solution in 1-perp, obtained from (A^T W A + 11^T/d) x = A^T W b.
     """
     d = z.shape[-1]
-    delta = tf.cast(v1 - v0, _F64)                                     # [c, o]
+    delta = v1 - v0
     if d == 1:
-        return ShapleyFit(tf.cast(delta[:, None, :], tf.float32), tf.zeros_like(y))
-    z = tf.cast(z, _F64)
-    w = tf.cast(weights, _F64)
-    w = tf.broadcast_to(w, tf.shape(z)[:2])
-    size = tf.reduce_sum(z, -1, keepdims=True)                         # [c, m, 1]
-    b = tf.cast(y, _F64) - tf.cast(v0, _F64) - size / d * delta[:, None, :]
-    a = z - size / d
-    aw = a * w[..., None]
-    gram = tf.einsum("cmi,cmj->cij", aw, a) + 1.0 / d
-    rhs = tf.einsum("cmi,cmo->cio", aw, b)
-    x = _sym_solve(gram, rhs)
-    x = x - tf.reduce_mean(x, axis=1, keepdims=True)                   # exactly in 1-perp
-    residuals = b - tf.einsum("cmi,cio->cmo", a, x)
-    phi = x + delta[:, None, :] / d
-    return ShapleyFit(tf.cast(phi, tf.float32), tf.cast(residuals, tf.float32))
+        return tf.cast(delta[:, None, :], tf.float32)
+    gram, rhs = shapley_normal_equations(z, y, weights, v0, v1)
+    return tf.cast(solve_shapley(gram, rhs, delta), tf.float32)
 
 
 def shapley_bootstrap_stderr(z, y, weights, v0, v1, multipliers, pair_ids):
@@ -69,20 +81,15 @@ def shapley_bootstrap_stderr(z, y, weights, v0, v1, multipliers, pair_ids):
     d = z.shape[-1]
     if d == 1:
         return tf.zeros([tf.shape(z)[0], 1, y.shape[-1]], tf.float32)
-    z = tf.cast(z, _F64)
-    size = tf.reduce_sum(z, -1, keepdims=True)
-    delta = tf.cast(v1 - v0, _F64)
-    b = tf.cast(y, _F64) - tf.cast(v0, _F64) - size / d * delta[:, None, :]
-    a = z - size / d                                                   # [c, m, d]
+    a, b, delta = _shapley_design(z, y, v0, v1)
     w = tf.cast(weights, _F64) * tf.gather(multipliers, pair_ids, axis=-1)   # [c, B, m]
     aw = a[:, None] * w[..., None]                                      # [c, B, m, d]
     gram = tf.matmul(aw, a[:, None], transpose_a=True) + 1.0 / d        # [c, B, d, d]
     rhs = tf.matmul(aw, b[:, None], transpose_a=True)                   # [c, B, d, o]
-    x = _sym_solve(gram, rhs)
-    x = x - tf.reduce_mean(x, axis=2, keepdims=True)
-    mean = tf.reduce_mean(x, axis=1, keepdims=True)
-    n_boot = tf.cast(tf.shape(x)[1], _F64)
-    var = tf.reduce_sum(tf.square(x - mean), axis=1) / tf.maximum(n_boot - 1.0, 1.0)
+    phi = solve_shapley(gram, rhs, delta[:, None])
+    mean = tf.reduce_mean(phi, axis=1, keepdims=True)
+    n_boot = tf.cast(tf.shape(phi)[1], _F64)
+    var = tf.reduce_sum(tf.square(phi - mean), axis=1) / tf.maximum(n_boot - 1.0, 1.0)
     return tf.cast(tf.sqrt(var), tf.float32)
 
 
