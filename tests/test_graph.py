@@ -62,7 +62,7 @@ def test_xla_compiles_and_matches(make):
     np.testing.assert_allclose(compiled.base_values, plain.base_values, rtol=1e-5, atol=1e-6)
     # the explain function really is an XLA cluster with no host-side ops
     hlo = xla_explainer._fn.experimental_get_compiler_ir(
-        tf.constant(data[:4]), tf.constant(2, tf.int64), tf.constant(0, tf.int64))(stage="hlo")
+        tf.constant(data[:4]), tf.constant(2, tf.int64), tf.range(4, dtype=tf.int64))(stage="hlo")
     assert "HloModule" in hlo and "custom-call" not in hlo.replace("custom_call_target=\"__cpu", "")
 
 

@@ -115,3 +115,12 @@ def test_agrees_with_lime_package_in_expectation(rng):
     theirs = np.array([theirs[j] for j in range(d)])
     ours = tfexplain.Lime(lambda t: tf.tanh(tf.linalg.matvec(t, tf.constant(w, tf.float32)) / 4), train)(x, seed=0)
     np.testing.assert_allclose(ours.values[0], theirs, atol=0.03)
+
+
+def test_contributions_split_the_local_prediction(setting):
+    params, train, x = setting
+    exp = tfexplain.Lime(mlp_tf(params), train, n_samples=300, num_features=3)(x, seed=0)
+    np.testing.assert_allclose(exp.contributions.sum(1), exp.local_pred - exp.intercept, rtol=1e-4, atol=1e-5)
+    z0 = (x - train.mean(0)) / train.std(0)
+    np.testing.assert_allclose(exp.contributions, exp.values * z0, rtol=1e-4, atol=1e-6)
+    assert exp.attributions is exp.contributions

@@ -33,6 +33,12 @@ def _link_fn(name):
         tf.clip_by_value(t, _LOGIT_EPS, 1.0 - _LOGIT_EPS))
 
 
+def _row_ids(n: int, offset: int) -> np.ndarray:
+    if offset + n > 2**32:
+        raise ValueError(f"`row_offset` + rows must stay below 2**32 (row ids are 32-bit counters), got {offset + n}.")
+    return np.arange(offset, offset + n, dtype=np.int64)
+
+
 class Explainer:
     """Base class: owns the model adapter, target selection, the graph and the call boundary."""
 
@@ -56,12 +62,13 @@ class Explainer:
         self.feature_names = as_names(feature_names, n_features, "feature_names", "x")
         all_names = as_names(output_names, n_out, "output_names", "output ")
         self.output_names = [all_names[t] for t in self.targets]
+        # x, seed, and each row's global index (its random stream)
         signature = [tf.TensorSpec([None, n_features], tf.float32),
-                     tf.TensorSpec([], tf.int64), tf.TensorSpec([], tf.int64)]
+                     tf.TensorSpec([], tf.int64), tf.TensorSpec([None], tf.int64)]
         # Closures, so that each explainer owns its graph functions.
-        self._fn = tf.function(lambda x, seed, offset: self._graph(x, seed, offset), autograph=False,
+        self._fn = tf.function(lambda x, seed, rows: self._graph(x, seed, rows), autograph=False,
                                jit_compile=jit_compile, input_signature=signature)
-        self._samples_fn = tf.function(lambda x, seed, offset: self._sample_graph(x, seed, offset),
+        self._samples_fn = tf.function(lambda x, seed, rows: self._sample_graph(x, seed, rows),
                                        autograph=False, input_signature=signature)
 
     @staticmethod
@@ -96,12 +103,12 @@ class Explainer:
     def _work_per_instance(self) -> int:
         return self.sampler.n_samples * self.masker.rows_per_sample
 
-    def _graph(self, x, seed, offset):
+    def _graph(self, x, seed, rows):
         keys = self._keys(seed)
         cap = max(1, self.batch_size // max(1, self._work_per_instance()))
 
         def chunk(idx):
-            return self._explain_chunk(keys, offset + tf.cast(idx, tf.int64), tf.gather(x, idx))
+            return self._explain_chunk(keys, tf.gather(rows, idx), tf.gather(x, idx))
 
         return chunked_map(chunk, tf.shape(x)[0], cap, self._output_spec())
 
@@ -111,9 +118,8 @@ class Explainer:
         fx = self._link(self._model_outputs(x))
         return self._solve(sample, y, fx, keys[-1], rows)
 
-    def _sample_graph(self, x, seed, offset):
+    def _sample_graph(self, x, seed, rows):
         keys = self._keys(seed)
-        rows = offset + tf.range(tf.shape(x, out_type=tf.int64)[0])
         sample = self.sampler(keys, rows, x)
         y = self._link(evaluate(self._model_outputs, self.masker, x, sample, self.batch_size, self.n_outputs))
         weights = tf.broadcast_to(self.kernel(sample), tf.shape(sample.z)[:2])
@@ -128,8 +134,8 @@ class Explainer:
         ``weights`` [n, m] the regression weights, and for LIME ``points`` [n, m, d] (model input).
         For inspection and testing; materializes n * m rows, so keep n small."""
         data = as_matrix(x, "x", n_features=self.n_features, allow_vector=True)
-        out = self._samples_fn(tf.constant(data), tf.constant(as_seed(seed), tf.int64),
-                               tf.constant(as_int(row_offset, "row_offset", minimum=0), tf.int64))
+        rows = _row_ids(len(data), as_int(row_offset, "row_offset", minimum=0))
+        out = self._samples_fn(tf.constant(data), tf.constant(as_seed(seed), tf.int64), rows)
         return {k: v.numpy() for k, v in out.items()}
 
     def _output_spec(self):
@@ -147,9 +153,13 @@ class Explainer:
         """
         data = as_matrix(x, "x", n_features=self.n_features, allow_vector=True)
         seed = as_seed(seed)
-        row_offset = as_int(row_offset, "row_offset", minimum=0)
+        rows = _row_ids(len(data), as_int(row_offset, "row_offset", minimum=0))
+        return self._run(data, seed, rows)
+
+    def _run(self, data: np.ndarray, seed: int, rows) -> Explanation:
+        """Explains validated rows ``data`` whose random streams are the global row ids ``rows``."""
         start = time.perf_counter()
-        out = self._fn(tf.constant(data), tf.constant(seed, tf.int64), tf.constant(row_offset, tf.int64))
+        out = self._fn(tf.constant(data), tf.constant(seed, tf.int64), tf.constant(rows, tf.int64))
         out = {k: v.numpy() for k, v in out.items()}
         seconds = time.perf_counter() - start
         return self._explanation(data, out, seconds)
@@ -171,6 +181,7 @@ class Explainer:
             result["stderr"] = sq(out["stderr"])
         if "intercept" in out:
             result.update(base_values=sq(out["intercept"]), intercept=sq(out["intercept"]),
+                          contributions=sq(out["contributions"]),
                           score=sq(out["score"]), local_pred=sq(out["local_pred"]))
         else:
             n = tf.shape(out["fx"])[0]
@@ -402,7 +413,9 @@ class Lime(Explainer):
 
     lime = Lime(model, training_data=X_train); exp = lime(x, seed=0)
     exp.values: surrogate coefficients on standardized features (zero for unselected features);
-    exp.intercept, exp.score (weighted R^2), exp.local_pred.
+    exp.intercept, exp.score (weighted R^2), exp.local_pred; exp.contributions = values times the
+    instance's standardized features (the surrogate's additive split of local_pred - intercept), which
+    is what the fidelity metrics rank.
 
     n_samples: perturbations per instance (default 5000; row 0 is the instance itself).
     kernel_width: default 0.75 * sqrt(d). num_features: features kept (default 10), chosen by
@@ -449,7 +462,8 @@ class Lime(Explainer):
     def _output_spec(self):
         d, o = self.n_features, self.n_outputs
         per_out = tf.TensorSpec([None, o], tf.float32)
-        return {"values": tf.TensorSpec([None, d, o], tf.float32), "intercept": per_out,
+        per_feature = tf.TensorSpec([None, d, o], tf.float32)
+        return {"values": per_feature, "contributions": per_feature, "intercept": per_out,
                 "score": per_out, "local_pred": per_out, "fx": per_out}
 
     def _selection_mask(self, mom, x0):
@@ -468,11 +482,12 @@ class Lime(Explainer):
         mom = solvers.weighted_moments(sample.z, y, weights)
         x0 = sample.z[:, 0]
         fit = solvers.weighted_ridge(mom, x0, self._selection_mask(mom, x0), self.alpha)
-        return {"values": tf.transpose(fit.coef, [0, 2, 1]), "intercept": fit.intercept,
+        coef = tf.transpose(fit.coef, [0, 2, 1])
+        return {"values": coef, "contributions": coef * x0[:, :, None], "intercept": fit.intercept,
                 "score": fit.score, "local_pred": fit.local_pred, "fx": fx}
 
     def _explanation(self, data, out, seconds):
         sq = self._squeeze_out
         return self._common(data, out, seconds, values=sq(out["values"]), base_values=sq(out["intercept"]),
                             intercept=sq(out["intercept"]), score=sq(out["score"]),
-                            local_pred=sq(out["local_pred"]))
+                            local_pred=sq(out["local_pred"]), contributions=sq(out["contributions"]))

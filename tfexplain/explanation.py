@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Optional
 
 import numpy as np
@@ -18,6 +18,7 @@ class Explanation:
     data: the explained instances [n, d].
     stderr: standard errors of ``values`` where the method estimates them, else None.
     intercept, score, local_pred: LIME's surrogate intercept, weighted R^2 and prediction at the instance.
+    contributions: LIME's coefficients times the instance's standardized features.
     model_output: the model's output for each instance (link space), [n] or [n, o].
     n_evals: model evaluations (input rows) spent per instance; seconds: wall time of the call.
     """
@@ -35,7 +36,13 @@ class Explanation:
     intercept: Optional[np.ndarray] = None
     score: Optional[np.ndarray] = None
     local_pred: Optional[np.ndarray] = None
-    extras: dict = field(default_factory=dict)
+    contributions: Optional[np.ndarray] = None
+
+    @property
+    def attributions(self) -> np.ndarray:
+        """Per-feature contributions to this instance's output: ``values`` for SHAP, the surrogate's
+        coefficient x the instance's standardized feature for LIME (what metrics rank and remove)."""
+        return self.values if self.contributions is None else self.contributions
 
     def __len__(self):
         return len(self.values)
@@ -48,7 +55,8 @@ class Explanation:
         return replace(
             self, values=pick(self.values), base_values=pick(self.base_values), data=pick(self.data),
             model_output=pick(self.model_output), n_evals=pick(self.n_evals), stderr=pick(self.stderr),
-            intercept=pick(self.intercept), score=pick(self.score), local_pred=pick(self.local_pred))
+            intercept=pick(self.intercept), score=pick(self.score), local_pred=pick(self.local_pred),
+            contributions=pick(self.contributions))
 
     def top_features(self, row: int = 0, k: int = 5, output: int = 0):
         """[(feature name, value, attribution), ...] for the k largest |attributions| of one row."""

@@ -35,7 +35,8 @@ def export(explainer: Explainer, path, jit_compile: bool = False) -> str:
     seed_spec = tf.TensorSpec([], tf.int64, name="seed")
 
     def explain(x, seed):
-        return explainer._signature_outputs(explainer._graph(x, seed, tf.constant(0, tf.int64)))
+        rows = tf.range(tf.shape(x, out_type=tf.int64)[0])
+        return explainer._signature_outputs(explainer._graph(x, seed, rows))
 
     module = tf.Module()
     module.serve = tf.function(lambda x: {"output_0": explainer._model_fn(x)}, input_signature=[x_spec],

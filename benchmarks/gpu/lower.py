@@ -90,7 +90,7 @@ def main():
     meta = {"d": d, "background": args.background, "runs": []}
     for n in [int(v) for v in args.sizes.split(",")]:
         x = np.tile(x_test, (int(np.ceil(n / len(x_test))), 1))[:n].astype(np.float32)
-        call = (tf.constant(x), tf.constant(0, tf.int64), tf.constant(0, tf.int64))
+        call = (tf.constant(x), tf.constant(0, tf.int64), tf.range(n, dtype=tf.int64))
         for name, explainer in explainers.items():
             lower(explainer._fn, call, f"{name}_{n}", args.out, n <= args.check_max)
             floor = floor_function(model, explainer.sampler.n_samples * explainer.masker.rows_per_sample,
