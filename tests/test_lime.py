@@ -124,3 +124,16 @@ def test_contributions_split_the_local_prediction(setting):
     z0 = (x - train.mean(0)) / train.std(0)
     np.testing.assert_allclose(exp.contributions, exp.values * z0, rtol=1e-4, atol=1e-6)
     assert exp.attributions is exp.contributions
+
+
+def test_far_instance_has_tiny_weights_and_stays_finite_like_sklearn(setting):
+    params, train, _ = setting
+    x = (train.mean(0) + 12 * train.std(0))[None].astype(np.float32)
+    lime = tfexplain.Lime(mlp_tf(params), train, n_samples=400, feature_selection="none", target=0)
+    exp = lime(x, seed=0)
+    s = lime.samples(x, seed=0)
+    assert np.all(np.isfinite(exp.values)) and s["weights"][0, 1:].max() < 1e-30
+    ridge, score, local = _fit_sklearn(s["z"][0].astype(np.float64), s["y"][0, :, 0].astype(np.float64),
+                                       s["weights"][0].astype(np.float64))
+    np.testing.assert_allclose(exp.values[0], ridge.coef_, atol=1e-6)
+    np.testing.assert_allclose(exp.local_pred[0], local, rtol=1e-4, atol=1e-5)

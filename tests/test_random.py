@@ -46,3 +46,11 @@ def test_same_numbers_under_xla():
     eager = _random.uniform(_key(9), rows, (6,))
     compiled = tf.function(lambda r: _random.uniform(_key(9), r, (6,)), jit_compile=True)(rows)
     np.testing.assert_array_equal(eager.numpy(), compiled.numpy())
+
+
+def test_extreme_words_stay_inside_the_open_interval():
+    words = tf.constant([0, 2**32 - 1, 2**31], tf.int64)
+    u = _random.bits_to_unit(words).numpy()
+    assert u[0] > 0 and u[1] < 1 and abs(u[2] - 0.5) < 1e-6
+    import tensorflow_probability as tfp
+    assert np.all(np.isfinite(tfp.distributions.Normal(0.0, 1.0).quantile(u).numpy()))

@@ -73,8 +73,13 @@ def uniform(key, rows, shape) -> tf.Tensor:
     counters = tf.range((size + 1) // 2, dtype=tf.int64)  # each counter gives two 32-bit words
     y0, y1 = threefry2x32(_key_words(key), rows[:, None], counters[None, :])
     bits = tf.concat([y0, y1], axis=1)[:, :size]
-    u = (tf.cast(tf.bitwise.right_shift(bits, 8), tf.float32) + 0.5) * (2.0 ** -24)
-    return tf.reshape(u, tf.concat([tf.shape(rows), list(shape)], 0))
+    return tf.reshape(bits_to_unit(bits), tf.concat([tf.shape(rows), list(shape)], 0))
+
+
+def bits_to_unit(bits):
+    """32-bit words -> float32 in [2^-24, 1 - 2^-24]: 23 bits, so that the largest value stays
+    representable below 1 (with 24 bits it rounds to 1.0 and the normal quantile is inf)."""
+    return (tf.cast(tf.bitwise.right_shift(bits, 9), tf.float32) + 0.5) * (2.0 ** -23)
 
 
 def normal(key, rows, shape) -> tf.Tensor:

@@ -15,7 +15,9 @@ def exponential(width: float):
     sqrt(exp(-d^2 / width^2)) -- these are the regression's sample weights, as in lime."""
 
     def kernel(sample):
-        dist2 = tf.reduce_sum(tf.square(sample.z - sample.z[:, :1, :]), -1)
+        # float64: far from the training mean the weights are ~1e-40 -- tiny, and they matter: the
+        # ridge penalty acts against their absolute scale, as in lime (which works in float64).
+        dist2 = tf.cast(tf.reduce_sum(tf.square(sample.z - sample.z[:, :1, :]), -1), tf.float64)
         return tf.sqrt(tf.exp(-dist2 / (width * width)))
 
     return kernel

@@ -106,7 +106,7 @@ class Moments(NamedTuple):
 def weighted_moments(x, y, w) -> Moments:
     """x [c, m, p], y [c, m, o], w [c, m]."""
     x, y, w = tf.cast(x, _F64), tf.cast(y, _F64), tf.cast(w, _F64)
-    sw = tf.reduce_sum(w, -1, keepdims=True)
+    sw = tf.maximum(tf.reduce_sum(w, -1, keepdims=True), 1e-300)  # all weights underflowed: stay finite
     x_mean = tf.einsum("cm,cmp->cp", w, x) / sw
     y_mean = tf.einsum("cm,cmo->co", w, y) / sw
     xc = x - x_mean[:, None, :]
