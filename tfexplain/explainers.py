@@ -212,7 +212,7 @@ class KernelShap(Explainer):
         and gives exact Shapley values.
     sampler: "leverage" (default; paired leverage-score sampling, Musco & Witter 2025), "kernel"
         (shap's KernelExplainer scheme) or "exact" (all 2^d - 2 coalitions, d <= 20).
-    n_bootstrap: bootstrap replicates for ``exp.stderr`` (default 64; 0 skips the estimate).
+    n_bootstrap: bootstrap replicates for ``exp.stderr`` (default 32; 0 skips the estimate).
     tolerance: if set (e.g. 0.01), sample in rounds of ``n_samples`` coalitions (default 10d) inside
         a graph loop until every attribution's standard error is below ``tolerance`` times the range
         of that instance's attributions (Covert & Lee 2021), or ``max_samples`` (default 20 rounds)
@@ -227,7 +227,7 @@ class KernelShap(Explainer):
     method = "KernelShap"
 
     def __init__(self, model, background, *, n_samples=None, sampler="leverage", link="identity",
-                 target=None, n_bootstrap=64, tolerance=None, max_samples=None, background_weights=None,
+                 target=None, n_bootstrap=32, tolerance=None, max_samples=None, background_weights=None,
                  feature_names=None, output_names=None, batch_size=DEFAULT_BATCH_SIZE, jit_compile=False,
                  output_key=None):
         bg = as_matrix(background, "background")

@@ -76,16 +76,18 @@ def shapley_bootstrap_stderr(z, y, weights, v0, v1, multipliers, pair_ids):
     """Standard errors of :func:`shapley_wls` by re-solving it under bootstrap weight multipliers.
 
     multipliers [c, B, units] (see ``samplers.BootstrapPlan``), pair_ids [m] the unit of each sample.
-    Returns the standard deviation over the B replicates, [c, d, o] (ddof = 1).
+    Returns the standard deviation over the B replicates, [c, d, o] (ddof = 1). The replicates'
+    normal equations are accumulated in float32 (they only feed a spread), solved in float64.
     """
     d = z.shape[-1]
     if d == 1:
         return tf.zeros([tf.shape(z)[0], 1, y.shape[-1]], tf.float32)
     a, b, delta = _shapley_design(z, y, v0, v1)
-    w = tf.cast(weights, _F64) * tf.gather(multipliers, pair_ids, axis=-1)   # [c, B, m]
-    aw = a[:, None] * w[..., None]                                      # [c, B, m, d]
-    gram = tf.matmul(aw, a[:, None], transpose_a=True) + 1.0 / d        # [c, B, d, d]
-    rhs = tf.matmul(aw, b[:, None], transpose_a=True)                   # [c, B, d, o]
+    a32, b32 = tf.cast(a, tf.float32), tf.cast(b, tf.float32)
+    w = tf.cast(weights, tf.float32) * tf.cast(tf.gather(multipliers, pair_ids, axis=-1), tf.float32)  # [c, B, m]
+    aw = a32[:, None] * w[..., None]                                    # [c, B, m, d]
+    gram = tf.cast(tf.matmul(aw, a32[:, None], transpose_a=True), _F64) + 1.0 / d   # [c, B, d, d]
+    rhs = tf.cast(tf.matmul(aw, b32[:, None], transpose_a=True), _F64)              # [c, B, d, o]
     phi = solve_shapley(gram, rhs, delta[:, None])
     mean = tf.reduce_mean(phi, axis=1, keepdims=True)
     n_boot = tf.cast(tf.shape(phi)[1], _F64)
