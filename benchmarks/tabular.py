@@ -19,7 +19,7 @@ import tensorflow as tf  # noqa: E402
 
 import tfexplain  # noqa: E402
 from tfexplain.demo import demo_model  # noqa: E402
-from tfexplain.evaluation import chunked_map  # noqa: E402
+from tfexplain.evaluation import model_floor  # noqa: E402
 
 
 def timed(fn, repeats=1):
@@ -29,21 +29,6 @@ def timed(fn, repeats=1):
         fn()
         best = min(best, time.perf_counter() - start)
     return best
-
-
-def floor_fn(model, rows_per_instance, batch_size):
-    """The model alone on n * rows_per_instance rows, chunked like the explainers, rows made in-graph."""
-    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32)], autograph=False)
-    def run(x):
-        total = tf.shape(x)[0] * rows_per_instance
-
-        def chunk(idx):
-            rows = tf.gather(x, idx // rows_per_instance) * (1.0 + 1e-6 * tf.cast(idx % 7, tf.float32)[:, None])
-            return model(rows, training=False)[:, 1:]
-
-        return tf.reduce_sum(chunked_map(chunk, total, batch_size, tf.TensorSpec([None, 1], tf.float32)))
-
-    return run
 
 
 def main():
@@ -81,11 +66,11 @@ def main():
     lmx(x)
     add("tfexplain Lime (XLA)", len(x), timed(lambda: lmx(x, seed=1), 2), lmx.n_evals_per_instance)
 
-    floor_shap = floor_fn(model, ks.sampler.n_samples * len(background), tfexplain.explainers.DEFAULT_BATCH_SIZE)
+    floor_shap = model_floor(model, ks.sampler.n_samples * len(background), tfexplain.explainers.DEFAULT_BATCH_SIZE)
     floor_shap(x[:2])
     add("model-only floor, KernelShap rows", len(x), timed(lambda: floor_shap(x).numpy(), 2),
         ks.sampler.n_samples * len(background))
-    floor_lime = floor_fn(model, n_lime, tfexplain.explainers.DEFAULT_BATCH_SIZE)
+    floor_lime = model_floor(model, n_lime, tfexplain.explainers.DEFAULT_BATCH_SIZE)
     floor_lime(x[:2])
     add("model-only floor, Lime rows", len(x), timed(lambda: floor_lime(x).numpy(), 2), n_lime)
 

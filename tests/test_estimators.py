@@ -85,18 +85,6 @@ def test_exact_sampler_and_its_limit(rng):
         tfexplain.KernelShap(lambda t: tf.reduce_sum(t, 1), np.zeros((2, 3)), n_bootstrap=1)
 
 
-def test_kernel_sampler_matches_shap_at_full_enumeration(rng):
-    shap = pytest.importorskip("shap")
-    d = 5
-    params = mlp_weights(d, outputs=1, seed=12)
-    bg = rng.normal(size=(4, d)).astype(np.float32)
-    x = rng.normal(size=(2, d)).astype(np.float32)
-    ref = shap.KernelExplainer(lambda a: mlp_numpy(params, a)[:, 0], bg).shap_values(
-        x, nsamples=2**d, l1_reg=False, silent=True)
-    exp = tfexplain.KernelShap(mlp_tf(params, squeeze=True), bg, sampler="kernel", n_samples=2**d)(x)
-    np.testing.assert_allclose(exp.values, ref, atol=5e-5)
-
-
 def test_standard_errors_are_calibrated_and_shrink(rng):
     d = 10
     params = mlp_weights(d, hidden=16, outputs=1, seed=21)

@@ -86,7 +86,8 @@ def test_sampled_estimate_converges_to_exact(rng):
     assert err[600] < err[60]
 
 
-def test_agrees_with_shap_kernel_explainer_at_full_enumeration(rng):
+@pytest.mark.parametrize("sampler", ["leverage", "kernel"])
+def test_agrees_with_shap_kernel_explainer_at_full_enumeration(rng, sampler):
     shap = pytest.importorskip("shap")
     d = 5
     params = mlp_weights(d, outputs=1, seed=11)
@@ -94,7 +95,7 @@ def test_agrees_with_shap_kernel_explainer_at_full_enumeration(rng):
     x = rng.normal(size=(3, d)).astype(np.float32)
     ref = shap.KernelExplainer(lambda a: mlp_numpy(params, a)[:, 0], bg).shap_values(
         x, nsamples=2**d, l1_reg=False, silent=True)
-    exp = tfexplain.KernelShap(mlp_tf(params, squeeze=True), bg)(x)
+    exp = tfexplain.KernelShap(mlp_tf(params, squeeze=True), bg, sampler=sampler)(x)
     np.testing.assert_allclose(exp.values, ref, atol=5e-5)
 
 

@@ -26,22 +26,7 @@ import tensorflow as tf  # noqa: E402
 
 import tfexplain  # noqa: E402
 from tfexplain.demo import demo_model  # noqa: E402
-from tfexplain.evaluation import chunked_map  # noqa: E402
-
-
-def floor_function(model, rows_per_instance, batch_size):
-    @tf.function(jit_compile=True, autograph=False,
-                 input_signature=[tf.TensorSpec([None, None], tf.float32)])
-    def floor(x):
-        total = tf.shape(x)[0] * rows_per_instance
-
-        def chunk(idx):
-            rows = tf.gather(x, idx // rows_per_instance) * (1.0 + 1e-6 * tf.cast(idx % 7, tf.float32)[:, None])
-            return model(rows, training=False)[:, 1:]
-
-        return tf.reduce_sum(chunked_map(chunk, total, batch_size, tf.TensorSpec([None, 1], tf.float32)))
-
-    return floor
+from tfexplain.evaluation import model_floor  # noqa: E402
 
 
 def lower(fn, args, name, out_dir, check):
@@ -93,8 +78,8 @@ def main():
         call = (tf.constant(x), tf.constant(0, tf.int64), tf.range(n, dtype=tf.int64))
         for name, explainer in explainers.items():
             lower(explainer._fn, call, f"{name}_{n}", args.out, n <= args.check_max)
-            floor = floor_function(model, explainer.sampler.n_samples * explainer.masker.rows_per_sample,
-                                   explainer.batch_size)
+            floor = model_floor(model, explainer.sampler.n_samples * explainer.masker.rows_per_sample,
+                                explainer.batch_size, jit_compile=True)
             lower(floor, (tf.constant(x),), f"floor_{name}_{n}", args.out, False)
             meta["runs"].append({"name": f"{name}_{n}", "floor": f"floor_{name}_{n}", "n": n, "method": name,
                                  "samples": explainer.sampler.n_samples,
