@@ -85,14 +85,15 @@ def test_exact_sampler_and_its_limit(rng):
         tfexplain.KernelShap(lambda t: tf.reduce_sum(t, 1), np.zeros((2, 3)), n_bootstrap=1)
 
 
-def test_standard_errors_are_calibrated_and_shrink(rng):
+@pytest.mark.parametrize("adjust", [False, True])
+def test_standard_errors_are_calibrated_and_shrink(rng, adjust):
     d = 10
     params = mlp_weights(d, hidden=16, outputs=1, seed=21)
     bg = rng.normal(size=(3, d)).astype(np.float32)
     x = rng.normal(size=(60, d)).astype(np.float32)
     exact = tfexplain.KernelShap(mlp_tf(params), bg, sampler="exact")(x).values
-    small = tfexplain.KernelShap(mlp_tf(params), bg, n_samples=10 * d)(x, seed=3)
-    large = tfexplain.KernelShap(mlp_tf(params), bg, n_samples=40 * d)(x, seed=3)
+    small = tfexplain.KernelShap(mlp_tf(params), bg, n_samples=10 * d, adjust=adjust)(x, seed=3)
+    large = tfexplain.KernelShap(mlp_tf(params), bg, n_samples=25 * d, adjust=adjust)(x, seed=3)
     assert small.stderr.shape == small.values.shape and np.all(small.stderr > 0)
     assert np.mean(large.stderr) < 0.8 * np.mean(small.stderr)
     coverage = np.mean(np.abs(small.values - exact) <= 2 * small.stderr)
@@ -101,6 +102,30 @@ def test_standard_errors_are_calibrated_and_shrink(rng):
     err = np.abs(small.values - exact)
     assert 0.4 <= np.mean((err / small.stderr) ** 2) <= 2.0
     assert np.corrcoef(err.ravel(), small.stderr.ravel())[0, 1] > 0.1
+
+
+def test_regression_adjustment_keeps_exactness_and_helps_on_interactions(rng):
+    d = 9
+    w = rng.normal(size=d)
+    bg = rng.normal(size=(4, d)).astype(np.float32)
+    x = rng.normal(size=(20, d)).astype(np.float32)
+    # additive game: still exact (to float32) with the adjustment
+    lin = tfexplain.KernelShap(lambda t: tf.linalg.matvec(t, tf.constant(w, tf.float32)), bg, n_samples=40,
+                               adjust=True)(x)
+    np.testing.assert_allclose(lin.values, w * (x - bg.mean(0)), atol=5e-5)
+    # a game with order-3 interactions: lower error than the plain regression at the same budget
+    params = mlp_weights(d, hidden=24, outputs=1, seed=5)
+    exact = tfexplain.KernelShap(mlp_tf(params), bg, sampler="exact")(x).values
+    err = {}
+    for adjust in (False, True):
+        est = [tfexplain.KernelShap(mlp_tf(params), bg, n_samples=10 * d, adjust=adjust)(x, seed=s).values
+               for s in range(3)]
+        err[adjust] = np.mean([np.sum((e - exact) ** 2) / np.sum(exact**2) for e in est])
+    assert err[True] < 0.85 * err[False], err
+    with pytest.raises(ValueError, match="adjust"):
+        tfexplain.KernelShap(mlp_tf(params), bg, adjust="yes")
+    with pytest.raises(ValueError, match="adjust.*tolerance"):
+        tfexplain.KernelShap(mlp_tf(params), bg, adjust=True, tolerance=0.1)
 
 
 def test_tolerance_loop_converges_and_reports_evaluations(rng):

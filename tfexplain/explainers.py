@@ -23,6 +23,7 @@ from .samplers import GaussianTabularSampler, KernelSampler, LeverageSampler
 
 DEFAULT_BATCH_SIZE = 2**17
 MAX_EXACT_FEATURES = 20
+MAX_ADJUST_SAMPLES = 256
 _LOGIT_EPS = 1e-7
 
 
@@ -213,6 +214,10 @@ class KernelShap(Explainer):
     sampler: "leverage" (default; paired leverage-score sampling, Musco & Witter 2025), "kernel"
         (shap's KernelExplainer scheme) or "exact" (all 2^d - 2 coalitions, d <= 20).
     n_bootstrap: bootstrap replicates for ``exp.stderr`` (default 32; 0 skips the estimate).
+    adjust: "auto" (default), True or False: regression adjustment (Witter, Liu & Musco 2025) -- fit a
+        kernel ridge model with interactions up to order 3 to the sampled coalition values, take its
+        exact Shapley values and estimate only the residual. "auto" uses it for sampled budgets of at
+        most 256 coalitions (its cost grows with the cube of the budget) without ``tolerance``.
     tolerance: if set (e.g. 0.01), sample in rounds of ``n_samples`` coalitions (default 10d) inside
         a graph loop until every attribution's standard error is below ``tolerance`` times the range
         of that instance's attributions (Covert & Lee 2021), or ``max_samples`` (default 20 rounds)
@@ -227,7 +232,8 @@ class KernelShap(Explainer):
     method = "KernelShap"
 
     def __init__(self, model, background, *, n_samples=None, sampler="leverage", link="identity",
-                 target=None, n_bootstrap=32, tolerance=None, max_samples=None, background_weights=None,
+                 target=None, n_bootstrap=32, adjust="auto", tolerance=None, max_samples=None,
+                 background_weights=None,
                  feature_names=None, output_names=None, batch_size=DEFAULT_BATCH_SIZE, jit_compile=False,
                  output_key=None):
         bg = as_matrix(background, "background")
@@ -270,6 +276,13 @@ class KernelShap(Explainer):
             self.tolerance, self.max_rounds = float(tolerance), max_samples // plan.n_samples
         elif max_samples is not None:
             raise ValueError("`max_samples` only applies together with `tolerance=`.")
+        if adjust not in ("auto", True, False):
+            raise ValueError(f"`adjust` must be 'auto', True or False, got {adjust!r}.")
+        if adjust == "auto":
+            adjust = plan.n_samples <= MAX_ADJUST_SAMPLES and self.tolerance is None
+        if adjust and self.tolerance is not None:
+            raise ValueError("`adjust=True` does not combine with `tolerance=` (rounds pool plain regressions).")
+        self.adjust = bool(adjust) and not plan.exact
         masker = BackgroundMasker(bg, bw)
         self.background = bg
         self.sampler_name = sampler
@@ -294,7 +307,8 @@ class KernelShap(Explainer):
 
     def _work_per_instance(self) -> int:
         m = self.sampler.n_samples
-        return max(m * self.masker.rows_per_sample, self.n_bootstrap * m if self._bootstraps else 0)
+        boot = self.n_bootstrap if self._bootstraps else 0
+        return max(m * self.masker.rows_per_sample, boot * m, (boot + 1) * m * m if self.adjust else 0)
 
     @property
     def _bootstraps(self) -> bool:
@@ -375,12 +389,15 @@ class KernelShap(Explainer):
     def _solve(self, sample, y, fx, key, rows):
         weights = self.kernel(sample)
         v0 = tf.constant(self.base_values)
-        values = solvers.shapley_wls(sample.z, y, weights, v0, fx)
+        if self.adjust:  # fit a model of the game, estimate only its residual
+            values, _, _ = solvers.regression_adjusted_shapley(sample.z, y, weights, v0, fx)
+        else:
+            values = solvers.shapley_wls(sample.z, y, weights, v0, fx)
         if self._bootstraps:
             plan = self.sampler.bootstrap
-            stderr = solvers.shapley_bootstrap_stderr(
-                sample.z, y, weights, v0, fx, plan.multipliers(key, rows, self.n_bootstrap),
-                tf.constant(plan.pair_ids))
+            stderr_fn = solvers.adjusted_bootstrap_stderr if self.adjust else solvers.shapley_bootstrap_stderr
+            multipliers = plan.multipliers(key, rows, self.n_bootstrap, rescale=not self.adjust)
+            stderr = stderr_fn(sample.z, y, weights, v0, fx, multipliers, tf.constant(plan.pair_ids))
         else:  # exact (or no estimate asked for)
             stderr = tf.zeros_like(values)
         return {"values": values, "stderr": stderr, "fx": fx}

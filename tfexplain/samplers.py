@@ -88,8 +88,10 @@ class BootstrapPlan:
     def active(self) -> bool:
         return len(self.draw_start) > 0
 
-    def multipliers(self, key, rows, n_boot: int):
-        """Per-unit weight multipliers [c, n_boot, n_units] from each row's own stream."""
+    def multipliers(self, key, rows, n_boot: int, rescale: bool = True):
+        """Per-unit weight multipliers [c, n_boot, n_units] from each row's own stream. With
+        ``rescale=False`` resampled units get n_h / (n_h - 1) * count (a unit left out gets 0): the plain
+        bootstrap, for estimators that (nearly) interpolate their samples and so ignore reweighting."""
         draws = len(self.draw_start)
         c = tf.shape(rows)[0]
         u = _random.uniform(key, rows, (n_boot, draws))
@@ -100,6 +102,8 @@ class BootstrapPlan:
             tf.ones_like(idx, tf.float64), replicate * self.n_units + idx, c * n_boot * self.n_units)
         counts = tf.reshape(counts, [c, n_boot, self.n_units])
         lam, scale = tf.constant(self.lam), tf.constant(self.scale)
+        if not rescale:
+            lam = tf.cast(lam > 0, tf.float64)
         return 1.0 - lam + lam * scale * counts
 
 
