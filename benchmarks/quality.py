@@ -32,7 +32,7 @@ def main():
     for e in explainers.values():
         e(x_test[:2])  # trace once, so that ms_per_instance is the steady state
     report = metrics.evaluate(explainers, x_test[: args.rows], baseline=background, n_runs=100,
-                              radius=0.05 * x_train.std(0), sensitivity_samples=5)
+                              sensitivity_samples=5)
     print(f"\n{args.rows} test rows of the demo model, class 'benign'; baseline: the 50 background rows (removed features averaged over them, as KernelShap does); "
           "faithfulness and infidelity over 100 random subsets; max-sensitivity radius 5% of each feature's std\n")
     print(report)

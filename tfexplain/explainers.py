@@ -8,6 +8,7 @@ feature selection. Everything between the input batch and the attributions runs 
 
 from __future__ import annotations
 
+import functools
 import time
 
 import numpy as np
@@ -66,11 +67,12 @@ class Explainer:
         # x, seed, and each row's global index (its random stream)
         signature = [tf.TensorSpec([None, n_features], tf.float32),
                      tf.TensorSpec([], tf.int64), tf.TensorSpec([None], tf.int64)]
-        # Closures, so that each explainer owns its graph functions.
-        self._fn = tf.function(lambda x, seed, rows: self._graph(x, seed, rows), autograph=False,
+        # partial objects, not lambdas or methods: TF counts retracing per code object, so explainers
+        # sharing one would warn about "retracing" merely for being many.
+        self._fn = tf.function(functools.partial(self._graph), autograph=False,
                                jit_compile=jit_compile, input_signature=signature)
-        self._samples_fn = tf.function(lambda x, seed, rows: self._sample_graph(x, seed, rows),
-                                       autograph=False, input_signature=signature)
+        self._samples_fn = tf.function(functools.partial(self._sample_graph), autograph=False,
+                                       input_signature=signature)
 
     @staticmethod
     def _resolve_target(target, default, n_out):
@@ -301,6 +303,12 @@ class KernelShap(Explainer):
         return self._link(tf.constant(mean, tf.float32)).numpy()
 
     @property
+    def feature_scale(self) -> np.ndarray:
+        """Per-feature standard deviation of the background (1 where constant)."""
+        std = self.background.std(0)
+        return np.where(std > 0, std, 1.0)
+
+    @property
     def exact(self) -> bool:
         """True when the budget enumerates every coalition (values are exact Shapley values)."""
         return self.sampler.exact
@@ -475,6 +483,11 @@ class Lime(Explainer):
                     default_target=lambda n_out: 0 if n_out == 1 else 1, link="identity",
                     batch_size=batch_size, jit_compile=jit_compile, feature_names=feature_names,
                     output_names=output_names, output_key=output_key)
+
+    @property
+    def feature_scale(self) -> np.ndarray:
+        """Per-feature standard deviation of the training data (lime's scale; 1 for categorical)."""
+        return self.std
 
     def _output_spec(self):
         d, o = self.n_features, self.n_outputs

@@ -11,6 +11,7 @@ Stability: :func:`max_sensitivity`. All of them for several explainers: :func:`e
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import NamedTuple
 
@@ -80,6 +81,11 @@ class _Game:
         return y[..., 0]
 
 
+def _graph(game):
+    # a partial, not the bound method: TF counts retracing per code object and would warn across calls
+    return tf.function(functools.partial(game.values), autograph=False)
+
+
 def _prepare(model, x, attributions, baseline, target, batch_size):
     data = as_matrix(x, "x", allow_vector=True)
     values = _attributions(attributions, *data.shape)
@@ -110,7 +116,7 @@ def _curve(model, x, attributions, baseline, steps, target, batch_size, insert):
     data, values, game = _prepare(model, x, attributions, baseline, target, batch_size)
     steps = data.shape[1] if steps is None else as_int(steps, "steps", minimum=1)
     masks, fractions = _order_masks(values, steps, insert)
-    curve = tf.function(game.values, autograph=False)(tf.constant(data), tf.constant(masks)).numpy()
+    curve = _graph(game)(tf.constant(data), tf.constant(masks)).numpy()
     auc = np.trapezoid(curve, fractions, axis=1) if hasattr(np, "trapezoid") else np.trapz(curve, fractions, axis=1)
     return Curve(fractions, curve, auc)
 
@@ -131,7 +137,7 @@ def insertion(model, x, attributions, *, baseline=None, steps=None, target=None,
 def _subset_drops(game, data, subsets):
     """Output drop f(x) - f(x with the subset at the baseline) for masks subsets [n, R, d] (1 = removed)."""
     keep = np.concatenate([np.ones((len(data), 1, data.shape[1]), np.float32), 1.0 - subsets], axis=1)
-    out = tf.function(game.values, autograph=False)(tf.constant(data), tf.constant(keep)).numpy()
+    out = _graph(game)(tf.constant(data), tf.constant(keep)).numpy()
     return out[:, :1] - out[:, 1:]
 
 
@@ -237,14 +243,17 @@ def effective_features(attributions, mass: float = 0.9) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 # stability
 
-def max_sensitivity(explainer, x, *, radius=0.1, n_samples=10, seed=0, output: int = 0) -> np.ndarray:
+def max_sensitivity(explainer, x, *, radius=None, n_samples=10, seed=0, output: int = 0) -> np.ndarray:
     """Yeh et al. 2019: max over ``n_samples`` perturbations x' (uniform in the L-inf ball of
-    ``radius``, a scalar or [d] per-feature radii) of ||a(x') - a(x)|| / ||a(x)||. All perturbed
+    ``radius``, a scalar or [d] per-feature radii; default 5% of each feature's standard deviation in
+    the explainer's background / training data) of ||a(x') - a(x)|| / ||a(x)||. All perturbed
     copies are explained in one call with the random streams of their original rows and the same
     seed, so the change reflects the explanation's sensitivity, not sampling noise."""
     data = as_matrix(x, "x", n_features=explainer.n_features, allow_vector=True)
     n, d = data.shape
     runs = as_int(n_samples, "n_samples", minimum=1)
+    if radius is None:
+        radius = 0.05 * explainer.feature_scale
     r = np.broadcast_to(np.asarray(radius, np.float32), (d,))
     if not np.all(r >= 0):
         raise ValueError("`radius` must be non-negative.")
@@ -287,7 +296,7 @@ _COLUMN_ORDER = ["deletion_auc", "insertion_auc", "faithfulness_corr", "infideli
 
 
 def evaluate(explainers: dict, x, *, baseline=None, target=None, seed=0, n_runs=100, subset_size=None,
-             radius=0.1, sensitivity_samples=5, batch_size=DEFAULT_BATCH_SIZE) -> Report:
+             radius=None, sensitivity_samples=5, batch_size=DEFAULT_BATCH_SIZE) -> Report:
     """Every metric for each explainer ({name: explainer}) on the same instances and model.
 
     The model is each explainer's own; ``target`` is the output the attributions explain (default:
