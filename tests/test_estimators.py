@@ -122,6 +122,10 @@ def test_regression_adjustment_keeps_exactness_and_helps_on_interactions(rng):
                for s in range(3)]
         err[adjust] = np.mean([np.sum((e - exact) ** 2) / np.sum(exact**2) for e in est])
     assert err[True] < 0.85 * err[False], err
+    # "auto": on for the leverage sampler at small budgets only; shap's scheme stays shap's
+    assert tfexplain.KernelShap(mlp_tf(params), bg, n_samples=90).adjust
+    assert not tfexplain.KernelShap(mlp_tf(params), bg, n_samples=300).adjust
+    assert not tfexplain.KernelShap(mlp_tf(params), bg, n_samples=90, sampler="kernel").adjust
     with pytest.raises(ValueError, match="adjust"):
         tfexplain.KernelShap(mlp_tf(params), bg, adjust="yes")
     with pytest.raises(ValueError, match="adjust.*tolerance"):

@@ -218,8 +218,9 @@ class KernelShap(Explainer):
     n_bootstrap: bootstrap replicates for ``exp.stderr`` (default 32; 0 skips the estimate).
     adjust: "auto" (default), True or False: regression adjustment (Witter, Liu & Musco 2025) -- fit a
         kernel ridge model with interactions up to order 3 to the sampled coalition values, take its
-        exact Shapley values and estimate only the residual. "auto" uses it for sampled budgets of at
-        most 256 coalitions (its cost grows with the cube of the budget) without ``tolerance``.
+        exact Shapley values and estimate only the residual. "auto" uses it with the leverage sampler
+        for budgets of at most 256 coalitions (its cost grows with the cube of the budget) without
+        ``tolerance``.
     tolerance: if set (e.g. 0.01), sample in rounds of ``n_samples`` coalitions (default 10d) inside
         a graph loop until every attribution's standard error is below ``tolerance`` times the range
         of that instance's attributions (Covert & Lee 2021), or ``max_samples`` (default 20 rounds)
@@ -280,8 +281,8 @@ class KernelShap(Explainer):
             raise ValueError("`max_samples` only applies together with `tolerance=`.")
         if adjust not in ("auto", True, False):
             raise ValueError(f"`adjust` must be 'auto', True or False, got {adjust!r}.")
-        if adjust == "auto":
-            adjust = plan.n_samples <= MAX_ADJUST_SAMPLES and self.tolerance is None
+        if adjust == "auto":  # sampler="kernel" stays shap's estimator
+            adjust = sampler == "leverage" and plan.n_samples <= MAX_ADJUST_SAMPLES and self.tolerance is None
         if adjust and self.tolerance is not None:
             raise ValueError("`adjust=True` does not combine with `tolerance=` (rounds pool plain regressions).")
         self.adjust = bool(adjust) and not plan.exact
