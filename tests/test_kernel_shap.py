@@ -115,3 +115,15 @@ def test_logit_link_matches_shap(rng):
     np.testing.assert_allclose(exp.values, ref, atol=1e-4)
     logit = lambda p: np.log(p / (1 - p))  # noqa: E731
     np.testing.assert_allclose(exp.values.sum(1), logit(prob_np(x)) - logit(prob_np(bg).mean()), atol=1e-4)
+
+
+@pytest.mark.parametrize("sampler", ["leverage", "kernel", "exact"])
+@pytest.mark.parametrize("d", [1, 2])
+def test_one_and_two_features(rng, sampler, d):
+    bg = rng.normal(size=(5, d)).astype(np.float32)
+    x = rng.normal(size=(3, d)).astype(np.float32)
+    f = lambda t: tf.reduce_sum(t**2, 1) + tf.reduce_prod(t, 1)  # noqa: E731
+    exp = tfexplain.KernelShap(f, bg, sampler=sampler)(x)
+    ref = [exact_shapley(lambda r: (r**2).sum(1, keepdims=True) + r.prod(1, keepdims=True), x[i], bg, d)[:, 0]
+           for i in range(3)]
+    np.testing.assert_allclose(exp.values, ref, atol=1e-5)

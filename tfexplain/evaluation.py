@@ -34,6 +34,8 @@ def evaluate(model_fn, masker, x, sample, max_rows: int, n_outputs: int):
     model_fn: [rows, d] -> [rows, o] (targets already selected); masker turns pairs into rows.
     """
     c = tf.shape(sample.z)[0]
+    if sample.z.shape[1] == 0:  # nothing to evaluate (d = 1: only the empty and full coalitions)
+        return tf.zeros([c, 0, n_outputs])
     m = tf.shape(sample.z)[1]
     z = tf.reshape(sample.z, [-1, sample.z.shape[-1]])
     points = None if sample.points is None else tf.reshape(sample.points, [-1, sample.points.shape[-1]])

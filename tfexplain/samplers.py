@@ -110,6 +110,8 @@ class BootstrapPlan:
 def water_fill(caps, total):
     """Level c with sum(min(c, caps)) = total (caps sorted or not); returns the per-entry targets."""
     caps = np.asarray(caps, np.float64)
+    if caps.size == 0:
+        return caps
     order = np.sort(caps)
     left, n = float(total), len(caps)
     level = 0.0
