@@ -127,3 +127,6 @@ def test_one_and_two_features(rng, sampler, d):
     ref = [exact_shapley(lambda r: (r**2).sum(1, keepdims=True) + r.prod(1, keepdims=True), x[i], bg, d)[:, 0]
            for i in range(3)]
     np.testing.assert_allclose(exp.values, ref, atol=1e-5)
+    assert tfexplain.KernelShap(f, bg, sampler=sampler).exact
+    tol = tfexplain.KernelShap(f, bg, sampler=sampler, tolerance=0.1)(x)
+    np.testing.assert_allclose(tol.values, ref, atol=1e-5)

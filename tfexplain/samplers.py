@@ -198,7 +198,7 @@ class LeverageSampler:
             unit += k
         self.n_samples = len(weights)
         self.weights = np.asarray(weights, np.float32)
-        self.exact = all(kind == "full" for _, _, kind, _, _ in self.classes) and self.n_samples == (full or -1)
+        self.exact = all(kind == "full" for _, _, kind, _, _ in self.classes) and full is not None and self.n_samples == full
         self.bootstrap = BootstrapPlan(pair_ids, unit, strata)
         self.n_keys = max(1, len(self.classes))  # one stream key per size class
 
