@@ -33,13 +33,6 @@ class Sample(NamedTuple):
     points: Optional[tf.Tensor]
 
 
-def shapley_kernel_weight(d: int, s: np.ndarray) -> np.ndarray:
-    """Shapley kernel pi(s) = (d - 1) / (C(d, s) s (d - s)) for coalition sizes 0 < s < d."""
-    s = np.asarray(s, dtype=np.float64)
-    binom = np.array([comb(d, int(v)) for v in np.ravel(s)], dtype=np.float64).reshape(s.shape)
-    return (d - 1) / (binom * s * (d - s))
-
-
 def all_coalitions(d: int, sizes=None) -> np.ndarray:
     """Every coalition of the given sizes (default 1..d-1), as a float32 {0,1} matrix."""
     sizes = range(1, d) if sizes is None else sizes
@@ -172,7 +165,7 @@ class LeverageSampler:
         caps = np.array(populations, np.int64)
         counts = largest_remainder(targets, min(n_samples // 2, int(caps.sum())), caps)
         self.classes = []
-        blocks, weights, pair_ids, strata = [], [], [], []
+        weights, pair_ids, strata = [], [], []
         unit = 0
         for s, pop, k in zip(sizes, populations, counts):
             k = int(k)
@@ -180,17 +173,14 @@ class LeverageSampler:
                 continue
             is_middle = middle and s == half
             w = 1.0 / ((2 * k if is_middle else k) * s * (d - s))
+            kind = "full" if k == pop else "without_replacement" if pop <= ENUMERATION_CAP else "with_replacement"
             table = None
-            if k == pop:  # enumerate
-                kind = "full"
-                sets = all_coalitions(d - 1, [s - 1]) if is_middle else all_coalitions(d, [s])
-                table = np.concatenate([sets, np.ones((len(sets), 1), np.float32)], 1) if is_middle else sets
-            elif pop <= ENUMERATION_CAP:
-                kind = "without_replacement"
-                sets = all_coalitions(d - 1, [s - 1]) if is_middle else all_coalitions(d, [s])
-                table = np.concatenate([sets, np.ones((len(sets), 1), np.float32)], 1) if is_middle else sets
-            else:
-                kind = "with_replacement"
+            if kind != "with_replacement":  # every canonical set of this size, on the host
+                if is_middle:  # the sets holding the last player
+                    sets = all_coalitions(d - 1, [s - 1])
+                    table = np.concatenate([sets, np.ones((len(sets), 1), np.float32)], 1)
+                else:
+                    table = all_coalitions(d, [s])
             self.classes.append((s, k, kind, table, is_middle))
             weights += [w] * (2 * k)
             pair_ids += list(range(unit, unit + k)) * 2
@@ -198,7 +188,7 @@ class LeverageSampler:
             unit += k
         self.n_samples = len(weights)
         self.weights = np.asarray(weights, np.float32)
-        self.exact = all(kind == "full" for _, _, kind, _, _ in self.classes) and full is not None and self.n_samples == full
+        self.exact = full is not None and self.n_samples == full
         self.bootstrap = BootstrapPlan(pair_ids, unit, strata)
         self.n_keys = max(1, len(self.classes))  # one stream key per size class
 
