@@ -58,11 +58,16 @@ class Explanation:
             intercept=pick(self.intercept), score=pick(self.score), local_pred=pick(self.local_pred),
             contributions=pick(self.contributions))
 
+    def _column(self, array, row, output):
+        return array[row] if array.ndim == 2 else array[row, :, output]
+
+    def _top(self, row, k, output):
+        return np.argsort(-np.abs(self._column(self.values, row, output)), kind="stable")[:k]
+
     def top_features(self, row: int = 0, k: int = 5, output: int = 0):
         """[(feature name, value, attribution), ...] for the k largest |attributions| of one row."""
-        vals = self.values[row] if self.values.ndim == 2 else self.values[row, :, output]
-        order = np.argsort(-np.abs(vals), kind="stable")[:k]
-        return [(self.feature_names[j], float(self.data[row, j]), float(vals[j])) for j in order]
+        vals = self._column(self.values, row, output)
+        return [(self.feature_names[j], float(self.data[row, j]), float(vals[j])) for j in self._top(row, k, output)]
 
     def table(self, rows=None, k: int = 5, output: int = 0) -> str:
         """A readable plain-text table of each row's top-k features."""
@@ -77,10 +82,13 @@ class Explanation:
                 head += f"  R2={np.ravel(self.score[i])[o]:.3f}"
             lines.append(head)
             width = max(len(n) for n in self.feature_names)
-            for name, value, attr in self.top_features(i, k, o):
-                scale = np.abs(self.values[i]).max() + 1e-12
+            vals = self._column(self.values, i, o)
+            scale = np.abs(vals).max() + 1e-12
+            for j in self._top(i, k, o):
+                attr = float(vals[j])
                 bar = ("+" if attr >= 0 else "-") * int(round(abs(attr) / scale * 20))
-                lines.append(f"  {name:<{width}}  = {value:>10.4g}   {attr:>+10.4f}  {bar}")
+                err = "" if self.stderr is None else f" ± {self._column(self.stderr, i, o)[j]:.4f}"
+                lines.append(f"  {self.feature_names[j]:<{width}}  = {self.data[i, j]:>10.4g}   {attr:>+10.4f}{err}  {bar}")
         return "\n".join(lines)
 
     def __repr__(self):
