@@ -162,3 +162,9 @@ def test_metric_arguments_are_checked(rng):
         metrics.deletion(lambda t: tf.stack([t[:, 0], t[:, 1]], 1), x, np.zeros((2, 3)))
     with pytest.raises(ValueError, match="surrogate"):
         metrics.surrogate_fit(tfexplain.KernelShap(f, x)(x))
+    with pytest.raises(ValueError, match="steps"):
+        metrics.deletion(f, x, np.zeros((2, 3)), steps=0)
+    with pytest.raises(ValueError, match="radius"):
+        metrics.max_sensitivity(tfexplain.KernelShap(f, x), x, radius=-0.1)
+    with pytest.raises(ValueError, match="baseline.*4 features but `x` has 3"):
+        metrics.deletion(f, x, np.zeros((2, 3)), baseline=np.zeros(4))

@@ -109,6 +109,10 @@ def test_bad_construction_arguments(ok):
         tfexplain.KernelShap(f, bg)(bg, seed=1.5)
     with pytest.raises(ValueError, match="seed"):
         tfexplain.KernelShap(f, bg)(bg, seed=-1)
+    with pytest.raises(ValueError, match="row_offset"):
+        tfexplain.KernelShap(f, bg)(bg, row_offset=2**32)
+    with pytest.raises(ValueError, match="row_offset"):
+        tfexplain.KernelShap(f, bg)(bg, row_offset=-1)
 
 
 def test_single_row_vector_and_explanation_helpers(ok):

@@ -7,7 +7,8 @@ import numbers
 import numpy as np
 
 
-def as_matrix(value, name: str, *, n_features: int | None = None, allow_vector: bool = False) -> np.ndarray:
+def as_matrix(value, name: str, *, n_features: int | None = None, allow_vector: bool = False,
+              width_of: str = "the explainer's background") -> np.ndarray:
     """Converts ``value`` to a finite float32 matrix [rows, features] or raises."""
     if hasattr(value, "numpy") and callable(value.numpy):
         value = value.numpy()
@@ -28,9 +29,7 @@ def as_matrix(value, name: str, *, n_features: int | None = None, allow_vector: 
     if arr.shape[0] == 0:
         raise ValueError(f"`{name}` is empty (shape {arr.shape}): it needs at least one row.")
     if n_features is not None and arr.shape[1] != n_features:
-        raise ValueError(
-            f"`{name}` has {arr.shape[1]} features but the explainer was built for {n_features} "
-            f"(the background's width).")
+        raise ValueError(f"`{name}` has {arr.shape[1]} features but {width_of} has {n_features}.")
     arr = arr.astype(np.float32)
     if not np.all(np.isfinite(arr)):
         bad = np.argwhere(~np.isfinite(arr))[0]

@@ -52,7 +52,7 @@ def _baseline(baseline, x: np.ndarray) -> np.ndarray:
     b = np.asarray(baseline, np.float32)
     if b.ndim == 0:
         return np.full((1, x.shape[1]), b, np.float32)
-    return as_matrix(b, "baseline", n_features=x.shape[1], allow_vector=True)
+    return as_matrix(b, "baseline", n_features=x.shape[1], allow_vector=True, width_of="`x`")
 
 
 class _Game:
