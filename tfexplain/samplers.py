@@ -330,22 +330,18 @@ class GaussianTabularSampler:
         mean, std = tf.constant(self.mean), tf.constant(self.std)
         z = _random.normal(keys[0], rows, (m - 1, d))
         points = z * std + mean
+        x_std = (x - mean) / std
         if len(self.cat_columns):
-            u = _random.uniform(keys[1], rows, (m - 1, len(self.cat_columns)))
+            n_cat, width = self.cat_values.shape
+            u = _random.uniform(keys[1], rows, (m - 1, n_cat))
             idx = tf.reduce_sum(tf.cast(u[..., None] >= tf.constant(self.cat_cdf), tf.int32), -1)
-            width = self.cat_values.shape[1]
-            idx = tf.minimum(idx, width - 1)
-            flat = tf.reshape(idx, [-1, len(self.cat_columns)])
-            slots = tf.range(len(self.cat_columns))[None, :] * width + flat
-            drawn = tf.reshape(tf.gather(tf.reshape(tf.constant(self.cat_values), [-1]), slots), tf.shape(idx))
+            slots = tf.range(n_cat) * width + tf.minimum(idx, width - 1)      # into the flat value table
+            drawn = tf.gather(tf.reshape(tf.constant(self.cat_values), [-1]), slots)
             drawn_full = tf.gather(drawn, tf.constant(self.col_slot), axis=-1)
             is_cat = tf.constant(self.is_cat)
             points = tf.where(is_cat, drawn_full, points)
-            same = tf.cast(tf.equal(drawn_full, x[:, None, :]), tf.float32)
-            z = tf.where(is_cat, same, z)
-        x_std = (x - mean) / std
-        if len(self.cat_columns):
-            x_std = tf.where(tf.constant(self.is_cat), tf.ones_like(x), x_std)
+            z = tf.where(is_cat, tf.cast(tf.equal(drawn_full, x[:, None, :]), tf.float32), z)
+            x_std = tf.where(is_cat, tf.ones_like(x), x_std)
         z = tf.concat([x_std[:, None, :], z], axis=1)
         points = tf.concat([x[:, None, :], points], axis=1)
         return Sample(z, None, points)
