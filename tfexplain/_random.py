@@ -3,7 +3,7 @@
 TensorFlow's stateless ops take one seed per call, so they cannot give each row of a batch its own
 stream in one vectorized op. We therefore use the seed only through TFP's seed utilities
 (``sanitize_seed`` / ``split_seed``: one derived key per purpose) and turn (key, row, element) into
-bits with Threefry-2x32-20 (Salmon et al. 2011, the generator JAX uses), written with int64
+bits with Threefry-2x32-20 (Salmon et al. 2011, the generator JAX uses), written with uint32
 element-wise ops so that it runs unchanged on CPU, GPU and under XLA. A row's numbers therefore never
 depend on the batch it came in, the chunk it was evaluated in, or the device.
 """
@@ -33,34 +33,40 @@ def split_keys(seed: tf.Tensor, n: int) -> list[tf.Tensor]:
     return list(tfp.random.split_seed(seed, n=n, salt="tfexplain"))
 
 
+_U32 = tf.uint32
+
+
 def _rotl(x, r):
-    return tf.bitwise.bitwise_and(
-        tf.bitwise.bitwise_or(tf.bitwise.left_shift(x, r), tf.bitwise.right_shift(x, 32 - r)), _M32)
+    return tf.bitwise.bitwise_or(tf.bitwise.left_shift(x, tf.constant(r, _U32)),
+                                 tf.bitwise.right_shift(x, tf.constant(32 - r, _U32)))
+
+
+def _u32(t):
+    """int tensor holding values in [0, 2^32) -> uint32 (int32 words are reinterpreted bit for bit)."""
+    if t.dtype == tf.int32:
+        return tf.bitcast(t, _U32)
+    return t if t.dtype == _U32 else tf.cast(tf.bitwise.bitwise_and(tf.cast(t, tf.int64), _M32), _U32)
 
 
 def threefry2x32(key, c0, c1):
-    """Threefry-2x32 with 20 rounds on 32-bit words carried in int64 tensors.
+    """Threefry-2x32 with 20 rounds in uint32 arithmetic (wrap-around adds, native on CPU, GPU and XLA).
 
-    key: int64[2] (values in [0, 2^32)); c0, c1: broadcastable int64 counters in [0, 2^32).
-    Returns two int64 tensors of 32-bit words.
+    key: [2] words; c0, c1: broadcastable counters; each int32, int64 (values in [0, 2^32)) or uint32.
+    Returns two uint32 tensors.
     """
+    key = _u32(tf.convert_to_tensor(key))
     k0, k1 = key[0], key[1]
-    ks = (k0, k1, tf.bitwise.bitwise_xor(tf.bitwise.bitwise_xor(k0, k1), _PARITY))
-    x0 = tf.bitwise.bitwise_and(c0 + ks[0], _M32)
-    x1 = tf.bitwise.bitwise_and(c1 + ks[1], _M32)
+    ks = (k0, k1, tf.bitwise.bitwise_xor(tf.bitwise.bitwise_xor(k0, k1), tf.constant(_PARITY, _U32)))
+    x0 = _u32(tf.convert_to_tensor(c0)) + ks[0]
+    x1 = _u32(tf.convert_to_tensor(c1)) + ks[1]
     for i in range(20):
-        x0 = tf.bitwise.bitwise_and(x0 + x1, _M32)
+        x0 = x0 + x1
         x1 = tf.bitwise.bitwise_xor(_rotl(x1, _ROTATIONS[i % 8]), x0)
         if i % 4 == 3:
             j = (i + 1) // 4
-            x0 = tf.bitwise.bitwise_and(x0 + ks[j % 3], _M32)
-            x1 = tf.bitwise.bitwise_and(x1 + ks[(j + 1) % 3] + j, _M32)
+            x0 = x0 + ks[j % 3]
+            x1 = x1 + ks[(j + 1) % 3] + tf.constant(j, _U32)
     return x0, x1
-
-
-def _key_words(key):
-    key = tf.cast(key, tf.int64)
-    return tf.bitwise.bitwise_and(key, _M32)
 
 
 def uniform(key, rows, shape) -> tf.Tensor:
@@ -69,17 +75,18 @@ def uniform(key, rows, shape) -> tf.Tensor:
     Element e of row r is a function of (key, r, e) only.
     """
     size = int(np.prod(shape))
-    rows = tf.cast(rows, tf.int64)
-    counters = tf.range((size + 1) // 2, dtype=tf.int64)  # each counter gives two 32-bit words
-    y0, y1 = threefry2x32(_key_words(key), rows[:, None], counters[None, :])
+    counters = tf.range((size + 1) // 2, dtype=tf.int32)  # each counter gives two 32-bit words
+    y0, y1 = threefry2x32(key, _u32(rows)[:, None], _u32(counters)[None, :])
     bits = tf.concat([y0, y1], axis=1)[:, :size]
     return tf.reshape(bits_to_unit(bits), tf.concat([tf.shape(rows), list(shape)], 0))
 
 
 def bits_to_unit(bits):
-    """32-bit words -> float32 in [2^-24, 1 - 2^-24]: 23 bits, so that the largest value stays
-    representable below 1 (with 24 bits it rounds to 1.0 and the normal quantile is inf)."""
-    return (tf.cast(tf.bitwise.right_shift(bits, 9), tf.float32) + 0.5) * (2.0 ** -23)
+    """32-bit words (uint32, or int64 in [0, 2^32)) -> float32 in [2^-24, 1 - 2^-24]: 23 bits, so that
+    the largest value stays representable below 1 (with 24 bits it rounds to 1.0 and the normal
+    quantile is inf)."""
+    top = tf.bitwise.right_shift(_u32(tf.convert_to_tensor(bits)), tf.constant(9, _U32))
+    return (tf.cast(top, tf.float32) + 0.5) * (2.0 ** -23)
 
 
 def normal(key, rows, shape) -> tf.Tensor:
