@@ -8,7 +8,7 @@ import tensorflow as tf
 
 import tfexplain
 from tfexplain import _random
-from tfexplain.samplers import LeverageSampler, water_fill
+from tfexplain.samplers import LeverageSampler, random_subsets, water_fill
 from conftest import exact_shapley, mlp_numpy, mlp_tf, mlp_weights
 
 
@@ -16,6 +16,19 @@ def _draw(sampler, rows=3, seed=0):
     keys = _random.split_keys(_random.seed_to_tensor(tf.constant(seed, tf.int64)), sampler.n_keys)
     d = sampler.n_features
     return sampler(keys, tf.range(rows, dtype=tf.int64), tf.zeros([rows, d])).z.numpy()
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_random_subsets_are_the_smallest_keys_ties_by_index(rng, jit):
+    # coarse keys force many ties; the reference ranks keys by (value, index) with a stable sort
+    u = (rng.integers(0, 4, size=(5, 7, 9)) / 4.0).astype(np.float32)
+    sizes = rng.integers(0, 10, size=(5, 7)).astype(np.int32)
+    rank = np.argsort(np.argsort(u, axis=-1, kind="stable"), axis=-1, kind="stable")
+    dynamic = tf.function(lambda a, b: random_subsets(a, b), jit_compile=jit)
+    np.testing.assert_array_equal(dynamic(u, sizes).numpy(), (rank < sizes[..., None]).astype(np.float32))
+    for size in (0, 1, 4, 9):
+        static = tf.function(lambda a: random_subsets(a, size), jit_compile=jit)
+        np.testing.assert_array_equal(static(u).numpy(), (rank < size).astype(np.float32))
 
 
 @pytest.mark.parametrize("d,m", [(6, 30), (7, 50), (10, 100), (16, 160)])

@@ -103,12 +103,22 @@ class Explainer:
         """The sampler's stream keys, then one for the solver (e.g. bootstrap)."""
         return _random.split_keys(_random.seed_to_tensor(seed), self.sampler.n_keys + 1)
 
-    def _work_per_instance(self) -> int:
-        return self.sampler.n_samples * self.masker.rows_per_sample
+    def _instance_floats(self) -> int:
+        """Floats one instance holds in the graph outside the model call: its samples (coalitions or
+        perturbations, model-space points) and their values."""
+        return self.sampler.n_samples * (2 * self.n_features + self.n_outputs)
+
+    @property
+    def instances_per_chunk(self) -> int:
+        """Instances sampled and solved together: as many as fit the floats of one model-input chunk
+        (``batch_size`` rows of d features). Their model rows are evaluated in chunks of
+        ``batch_size`` rows inside, so peak memory is bounded by ``batch_size`` either way, and the
+        per-instance work runs as few, wide ops (what keeps an accelerator busy)."""
+        return max(1, self.batch_size * self.n_features // max(1, self._instance_floats()))
 
     def _graph(self, x, seed, rows):
         keys = self._keys(seed)
-        cap = max(1, self.batch_size // max(1, self._work_per_instance()))
+        cap = self.instances_per_chunk
 
         def chunk(idx):
             return self._explain_chunk(keys, tf.gather(rows, idx), tf.gather(x, idx))
@@ -314,10 +324,13 @@ class KernelShap(Explainer):
         """True when the budget enumerates every coalition (values are exact Shapley values)."""
         return self.sampler.exact
 
-    def _work_per_instance(self) -> int:
-        m = self.sampler.n_samples
+    def _instance_floats(self) -> int:
+        m, d = self.sampler.n_samples, self.n_features
         boot = self.n_bootstrap if self._bootstraps else 0
-        return max(m * self.masker.rows_per_sample, boot * m, (boot + 1) * m * m if self.adjust else 0)
+        solver = boot * m * (d + 1)                      # the replicates' weighted designs [B, m, d]
+        if self.adjust:
+            solver = max(solver, (boot + 1) * m * m)     # a kernel matrix per replicate refit
+        return super()._instance_floats() + solver
 
     @property
     def _bootstraps(self) -> bool:

@@ -144,7 +144,7 @@ def _subset_drops(game, data, subsets):
 def _random_subsets(n, d, size, n_runs, seed):
     key = _random.split_keys(_random.seed_to_tensor(tf.constant(seed, tf.int64)), 1)[0]
     u = _random.uniform(key, tf.range(n, dtype=tf.int64), (n_runs, d))
-    return random_subsets(u, tf.fill([n, n_runs], size)).numpy()
+    return random_subsets(u, int(size)).numpy()
 
 
 def _subsets_arg(subsets, n, d, subset_size, n_runs, seed):

@@ -45,11 +45,27 @@ def all_coalitions(d: int, sizes=None) -> np.ndarray:
     return np.array(rows, np.float32).reshape(-1, d)
 
 
-def random_subsets(u: tf.Tensor, sizes: tf.Tensor) -> tf.Tensor:
-    """Uniform random subsets: u [..., d] uniforms, sizes [...] ints -> {0,1} float [..., d] with exactly
-    ``sizes`` ones (the features holding the ``size`` smallest keys; ties broken by index)."""
-    rank = tf.argsort(tf.argsort(u, axis=-1, stable=True), axis=-1, stable=True)
-    return tf.cast(rank < tf.cast(sizes, rank.dtype)[..., None], tf.float32)
+def random_subsets(u: tf.Tensor, sizes) -> tf.Tensor:
+    """Uniform random subsets: u [..., d] uniforms, sizes a Python int or an int tensor [...] -> {0,1}
+    float [..., d] with exactly ``sizes`` ones: the features holding the ``sizes`` smallest keys, ties
+    broken by index. Found through the size-th smallest key (``top_k`` for a static size, one sort
+    otherwise) and a cumulative count of the ties, not by ranking every key (two sorts)."""
+    if isinstance(sizes, (int, np.integer)):
+        if sizes == 0:
+            return tf.zeros_like(u)
+        kth = -tf.math.top_k(-u, int(sizes), sorted=True).values[..., -1:]
+        sizes = tf.constant(int(sizes), tf.int32)
+    else:
+        sizes = tf.cast(sizes, tf.int32)
+        position = tf.maximum(sizes - 1, 0)[..., None]
+        kth = tf.gather(tf.sort(u, axis=-1), position, batch_dims=position.shape.rank - 1)
+        kth = tf.where(sizes[..., None] > 0, kth, tf.fill(tf.shape(kth), -1.0))
+        sizes = sizes[..., None]
+    below = u < kth
+    tie = tf.equal(u, kth)
+    need = sizes - tf.reduce_sum(tf.cast(below, tf.int32), -1, keepdims=True)
+    take = tie & (tf.cumsum(tf.cast(tie, tf.int32), axis=-1) <= need)
+    return tf.cast(below | take, tf.float32)
 
 
 class BootstrapPlan:
@@ -206,7 +222,7 @@ class LeverageSampler:
             else:
                 width = d - 1 if is_middle else d
                 u = _random.uniform(keys[i], rows, (k, width))
-                sets = random_subsets(u, tf.fill([c, k], s - 1 if is_middle else s))
+                sets = random_subsets(u, s - 1 if is_middle else s)
                 if is_middle:
                     sets = tf.concat([sets, tf.ones([c, k, 1])], -1)
             blocks += [sets, 1.0 - sets]
