@@ -8,7 +8,7 @@ import tensorflow as tf
 
 import tfexplain
 from tfexplain import _random
-from tfexplain.samplers import LeverageSampler, random_subsets, water_fill
+from tfexplain.samplers import KernelSampler, LeverageSampler, random_subsets, water_fill
 from conftest import exact_shapley, mlp_numpy, mlp_tf, mlp_weights
 
 
@@ -29,6 +29,35 @@ def test_random_subsets_are_the_smallest_keys_ties_by_index(rng, jit):
     for size in (0, 1, 4, 9):
         static = tf.function(lambda a: random_subsets(a, size), jit_compile=jit)
         np.testing.assert_array_equal(static(u).numpy(), (rank < size).astype(np.float32))
+
+
+@pytest.mark.parametrize("sampler", [LeverageSampler(9, 60), KernelSampler(9, 60)])
+def test_bootstrap_replicates_with_folded_complements_equal_the_full_solves(rng, sampler):
+    from tfexplain import solvers
+    c, o, n_boot, d = 3, 2, 5, sampler.n_features
+    keys = _random.split_keys(_random.seed_to_tensor(tf.constant(1, tf.int64)), sampler.n_keys + 1)
+    rows = tf.range(c, dtype=tf.int64)
+    z = sampler(keys[:-1], rows, tf.zeros([c, d])).z.numpy().astype(np.float64)
+    y = rng.normal(size=(c, z.shape[1], o))
+    v0, v1 = rng.normal(size=o), rng.normal(size=(c, o))
+    plan = sampler.bootstrap
+    mult = plan.multipliers(keys[-1], rows, n_boot).numpy()
+    got = solvers.shapley_bootstrap_stderr(tf.constant(z, tf.float32), tf.constant(y, tf.float32), sampler.weights,
+                                           tf.constant(v0, tf.float32), tf.constant(v1, tf.float32), mult,
+                                           plan.pair_ids).numpy()
+    # reference: every replicate's constrained WLS on all m rows (numpy, float64)
+    size = z.sum(-1, keepdims=True)
+    a = z - size / d
+    want = np.zeros((c, d, o))
+    for i in range(c):
+        b = y[i] - v0 - size[i] / d * (v1[i] - v0)
+        phis = []
+        for r in range(n_boot):
+            w = sampler.weights * mult[i, r, plan.pair_ids]
+            x = np.linalg.solve(a[i].T @ (w[:, None] * a[i]) + 1.0 / d, a[i].T @ (w[:, None] * b))
+            phis.append(x - x.mean(0) + (v1[i] - v0) / d)
+        want[i] = np.std(phis, axis=0, ddof=1)
+    np.testing.assert_allclose(got, want, rtol=2e-3, atol=1e-6)
 
 
 @pytest.mark.parametrize("d,m", [(6, 30), (7, 50), (10, 100), (16, 160)])

@@ -327,7 +327,10 @@ class KernelShap(Explainer):
     def _instance_floats(self) -> int:
         m, d = self.sampler.n_samples, self.n_features
         boot = self.n_bootstrap if self._bootstraps else 0
-        solver = boot * m * (d + 1)                      # the replicates' weighted designs [B, m, d]
+        solver = 0
+        if boot:  # the replicates' weighted designs [B, m', d] over complement-folded rows
+            first, _, singles = solvers.complement_pairs(self.sampler.bootstrap.pair_ids)
+            solver = boot * (len(first) + len(singles)) * (d + 1)
         if self.adjust:
             solver = max(solver, (boot + 1) * m * m)     # a kernel matrix per replicate refit
         return super()._instance_floats() + solver
@@ -380,7 +383,7 @@ class KernelShap(Explainer):
             if use_bootstrap:
                 se_r = solvers.shapley_bootstrap_stderr(
                     sample.z, y, weights, v0, fx, plan.multipliers(keys[-1], rows, self.n_bootstrap),
-                    tf.constant(plan.pair_ids))
+                    plan.pair_ids)
                 var_sum = var_sum + live * tf.square(tf.cast(se_r, f64))
             gram, rhs = gram + live * g, rhs + live * b
             phi_sum, phi_sq = phi_sum + live * phi_r, phi_sq + live * phi_r * phi_r
@@ -419,7 +422,7 @@ class KernelShap(Explainer):
             plan = self.sampler.bootstrap
             stderr_fn = solvers.adjusted_bootstrap_stderr if self.adjust else solvers.shapley_bootstrap_stderr
             multipliers = plan.multipliers(key, rows, self.n_bootstrap, rescale=not self.adjust)
-            stderr = stderr_fn(sample.z, y, weights, v0, fx, multipliers, tf.constant(plan.pair_ids))
+            stderr = stderr_fn(sample.z, y, weights, v0, fx, multipliers, plan.pair_ids)
         else:  # exact (or no estimate asked for)
             stderr = tf.zeros_like(values)
         return {"values": values, "stderr": stderr, "fx": fx}

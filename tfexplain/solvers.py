@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import numpy as np
 import tensorflow as tf
 
 _F64 = tf.float64
@@ -72,20 +73,52 @@ def shapley_wls(z, y, weights, v0, v1):
     return tf.cast(solve_shapley(gram, rhs, delta), tf.float32)
 
 
+def complement_pairs(pair_ids):
+    """Host-side layout of the resampling units: (first, second, singles) sample indices, where each
+    unit of exactly two samples is a coalition and its complement (what the samplers guarantee) and
+    every other sample stands alone."""
+    ids = np.asarray(pair_ids)
+    members = {}
+    for i, unit in enumerate(ids.tolist()):
+        members.setdefault(unit, []).append(i)
+    first = [g[0] for g in members.values() if len(g) == 2]
+    second = [g[1] for g in members.values() if len(g) == 2]
+    singles = [i for g in members.values() if len(g) != 2 for i in g]
+    return (np.asarray(first, np.int32), np.asarray(second, np.int32), np.asarray(singles, np.int32))
+
+
+def fold_complements(a, b, weights, pair_ids):
+    """The projected design with each complement pair folded into one row, giving the same normal
+    equations under any per-unit reweighting: a complement's projected row is -a, so
+    w1 a a^T + w2 a a^T = (w1 + w2) a a^T and w1 a b1 - w2 a b2 = (w1 + w2) a (w1 b1 - w2 b2) / (w1 + w2).
+    a [c, m, d], b [c, m, o], weights [m] or [c, m] -> (a, b, weights [c, m'], unit of each row [m'])."""
+    first, second, singles = complement_pairs(pair_ids)
+    w = tf.broadcast_to(tf.cast(weights, a.dtype), tf.shape(a)[:2])
+    w1, w2 = tf.gather(w, first, axis=1), tf.gather(w, second, axis=1)
+    wf = w1 + w2
+    bf = (w1[..., None] * tf.gather(b, first, axis=1) - w2[..., None] * tf.gather(b, second, axis=1)) \
+        / tf.where(wf > 0, wf, 1.0)[..., None]
+    keep = np.concatenate([first, singles])
+    return (tf.gather(a, keep, axis=1), tf.concat([bf, tf.gather(b, singles, axis=1)], 1),
+            tf.concat([wf, tf.gather(w, singles, axis=1)], 1), np.asarray(pair_ids)[keep])
+
+
 def shapley_bootstrap_stderr(z, y, weights, v0, v1, multipliers, pair_ids):
     """Standard errors of :func:`shapley_wls` by re-solving it under bootstrap weight multipliers.
 
-    multipliers [c, B, units] (see ``samplers.BootstrapPlan``), pair_ids [m] the unit of each sample.
-    Returns the standard deviation over the B replicates, [c, d, o] (ddof = 1). The replicates'
-    normal equations are accumulated in float32 (they only feed a spread), solved in float64.
+    multipliers [c, B, units] (see ``samplers.BootstrapPlan``), pair_ids [m] (numpy) the unit of each
+    sample. Returns the standard deviation over the B replicates, [c, d, o] (ddof = 1). Complement
+    pairs are folded first (half the rows, same replicates); the replicates' normal equations are
+    accumulated in float32 (they only feed a spread), solved in float64.
     """
     d = z.shape[-1]
     if d == 1:
         return tf.zeros([tf.shape(z)[0], 1, y.shape[-1]], tf.float32)
     a, b, delta = _shapley_design(z, y, v0, v1)
+    a, b, w, units = fold_complements(a, b, weights, pair_ids)
     a32, b32 = tf.cast(a, tf.float32), tf.cast(b, tf.float32)
-    w = tf.cast(weights, tf.float32) * tf.cast(tf.gather(multipliers, pair_ids, axis=-1), tf.float32)  # [c, B, m]
-    aw = a32[:, None] * w[..., None]                                    # [c, B, m, d]
+    w = tf.cast(w[:, None], tf.float32) * tf.cast(tf.gather(multipliers, units, axis=-1), tf.float32)  # [c, B, m']
+    aw = a32[:, None] * w[..., None]                                    # [c, B, m', d]
     gram = tf.cast(tf.matmul(aw, a32[:, None], transpose_a=True), _F64) + 1.0 / d   # [c, B, d, d]
     rhs = tf.cast(tf.matmul(aw, b32[:, None], transpose_a=True), _F64)              # [c, B, d, o]
     phi = solve_shapley(gram, rhs, delta[:, None])
