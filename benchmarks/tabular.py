@@ -66,13 +66,12 @@ def main():
     lmx(x)
     add("tfexplain Lime (XLA)", len(x), timed(lambda: lmx(x, seed=1), 2), lmx.n_evals_per_instance)
 
-    floor_shap = model_floor(model, ks.sampler.n_samples * len(background), tfexplain.explainers.DEFAULT_BATCH_SIZE)
-    floor_shap(x[:2])
-    add("model-only floor, KernelShap rows", len(x), timed(lambda: floor_shap(x).numpy(), 2),
-        ks.sampler.n_samples * len(background))
-    floor_lime = model_floor(model, n_lime, tfexplain.explainers.DEFAULT_BATCH_SIZE)
-    floor_lime(x[:2])
-    add("model-only floor, Lime rows", len(x), timed(lambda: floor_lime(x).numpy(), 2), n_lime)
+    for label, explainer in [("KernelShap", ks), ("KernelShap", ksx), ("Lime", lm), ("Lime", lmx)]:
+        floor = model_floor(explainer)
+        floor(x[:2])
+        xla = " (XLA)" if explainer.jit_compile else ""
+        add(f"model-only floor, {label} rows{xla}", len(x), timed(lambda: floor(x).numpy(), 2),
+            explainer.n_evals_per_instance - 1)
 
     compiled = tf.function(lambda a: model(a, training=False), jit_compile=True, reduce_retracing=True)
 

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 import tfexplain
-from conftest import mlp_tf, mlp_weights
+from conftest import mlp_numpy, mlp_tf, mlp_weights
 
 
 @pytest.fixture(params=["KernelShap", "Lime"])
@@ -73,3 +73,17 @@ def test_efficiency_and_shapes_under_xla_with_chunks(rng):
     x = rng.normal(size=(9, d)).astype(np.float32)
     exp = tfexplain.KernelShap(mlp_tf(params, squeeze=True), bg, n_samples=30, batch_size=50, jit_compile=True)(x)
     np.testing.assert_allclose(exp.values.sum(1), exp.model_output - exp.base_values, atol=2e-5)
+
+
+def test_model_floor_evaluates_the_same_rows_in_the_same_chunks(rng):
+    from tfexplain.evaluation import model_floor
+    d = 4
+    params = mlp_weights(d, outputs=1, seed=2)
+    bg = rng.normal(size=(3, d)).astype(np.float32)
+    x = rng.normal(size=(5, d)).astype(np.float32)
+    explainer = tfexplain.KernelShap(mlp_tf(params), bg, n_samples=10, batch_size=8)  # pieces of 2 pairs
+    got = float(model_floor(explainer)(x))
+    scale = 1.0 + 1e-6 * (np.arange(3) % 7)
+    rows = x[:, None, :] * scale[None, :, None]
+    want = explainer.sampler.n_samples * mlp_numpy(params, rows.reshape(-1, d)).reshape(5, 3).mean(1).sum()
+    np.testing.assert_allclose(got, want, rtol=1e-5)

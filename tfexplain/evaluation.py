@@ -1,9 +1,18 @@
 """Batched, chunked model evaluation: peak memory is bounded by ``max_rows`` model-input rows,
-whatever the number of instances, samples and background rows."""
+whatever the number of instances, samples and background rows.
+
+Chunks are consecutive slices of tensors reshaped to [chunks, chunk size, ...] and walked by one graph
+loop: no index vectors, so XLA sees dynamic slices of the loop counter and no [chunk size] constants
+(TensorFlow folds ``tf.range`` of a static length into a literal, which would grow the compiled
+program with the chunk size).
+"""
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
+
+from .samplers import Sample
 
 
 def even_chunks(total, cap):
@@ -14,16 +23,27 @@ def even_chunks(total, cap):
     return num, tf.maximum(size, 1)
 
 
-def chunked_map(fn, total, cap, out_spec):
-    """Applies ``fn(indices [size]) -> nest of [size, ...]`` over indices 0..total-1 in chunks of at most
-    ``cap`` (the last chunk repeats index total-1) inside one graph loop, and concatenates."""
+def _pad_to(t, length, axis):
+    """Pads ``t`` along ``axis`` to ``length`` by repeating its last slice (padding is computed and dropped)."""
+    pad = length - tf.shape(t)[axis]
+    last = tf.gather(t, [tf.shape(t)[axis] - 1], axis=axis)
+    return tf.concat([t, tf.repeat(last, pad, axis=axis)], axis)
+
+
+def chunked_map(fn, elems, cap, out_spec):
+    """Applies ``fn(chunk)`` to consecutive chunks of at most ``cap`` rows of ``elems`` (a nest of tensors
+    sharing their leading dimension) inside one graph loop and concatenates the results. The last
+    chunk is padded by repeating the final row; what the padding gives is dropped."""
+    flat = tf.nest.flatten(elems)
+    total = tf.shape(flat[0])[0]
     num, size = even_chunks(total, cap)
 
-    def body(i):
-        idx = tf.minimum(i * size + tf.range(size), total - 1)
-        return fn(idx)
+    def split(t):
+        t = _pad_to(t, num * size, 0)
+        return tf.reshape(t, tf.concat([[num, size], tf.shape(t)[1:]], 0))
 
-    out = tf.map_fn(body, tf.range(num), fn_output_signature=out_spec, parallel_iterations=1)
+    out = tf.map_fn(fn, tf.nest.map_structure(split, elems), fn_output_signature=out_spec,
+                    parallel_iterations=1)
     return tf.nest.map_structure(
         lambda t: tf.reshape(t, tf.concat([[num * size], tf.shape(t)[2:]], 0))[:total], out)
 
@@ -31,40 +51,69 @@ def chunked_map(fn, total, cap, out_spec):
 def evaluate(model_fn, masker, x, sample, max_rows: int, n_outputs: int):
     """Values of every (instance, sample) pair: [c, m, o].
 
-    model_fn: [rows, d] -> [rows, o] (targets already selected); masker turns pairs into rows.
+    model_fn: [rows, d] -> [rows, o] (targets already selected); masker turns pairs into rows. The
+    m samples of an instance are cut into equal pieces of at most ``max_rows // rows_per_sample``
+    pairs; (instance, piece) units are evaluated as many per chunk as fit in ``max_rows`` model rows.
     """
     c = tf.shape(sample.z)[0]
-    if sample.z.shape[1] == 0:  # nothing to evaluate (d = 1: only the empty and full coalitions)
+    m = sample.z.shape[1]
+    if m is None:
+        raise ValueError("evaluate() needs a static number of samples per instance.")
+    if m == 0:  # nothing to evaluate (d = 1: only the empty and full coalitions)
         return tf.zeros([c, 0, n_outputs])
-    m = tf.shape(sample.z)[1]
-    z = tf.reshape(sample.z, [-1, sample.z.shape[-1]])
-    points = None if sample.points is None else tf.reshape(sample.points, [-1, sample.points.shape[-1]])
-    cap = max(1, max_rows // masker.rows_per_sample)
+    cap = max(1, max_rows // masker.rows_per_sample)   # pairs per chunk
+    pieces = -(-m // cap)
+    per_piece = -(-m // pieces)
 
-    def chunk(idx):
-        xi = tf.gather(x, idx // m)
-        pi = None if points is None else tf.gather(points, idx)
-        rows = masker.inputs(xi, tf.gather(z, idx), pi)
-        return masker.reduce(model_fn(rows))
+    def units(t):  # [c, m, ...] -> [c * pieces, per_piece, ...]
+        t = _pad_to(t, pieces * per_piece, 1) if pieces * per_piece != m else t
+        return tf.reshape(t, tf.concat([[c * pieces, per_piece], tf.shape(t)[2:]], 0))
 
-    values = chunked_map(chunk, c * m, cap, tf.TensorSpec([None, n_outputs], tf.float32))
-    return tf.reshape(values, [c, m, n_outputs])
+    elems = {"x": tf.repeat(x, pieces, axis=0) if pieces > 1 else x, "z": units(sample.z)}
+    if sample.points is not None:
+        elems["points"] = units(sample.points)
+
+    def chunk(e):
+        u = tf.shape(e["z"])[0]
+        xi = tf.reshape(tf.broadcast_to(e["x"][:, None, :], [u, per_piece, x.shape[-1]]), [-1, x.shape[-1]])
+        zi = tf.reshape(e["z"], [u * per_piece, -1])
+        pi = tf.reshape(e["points"], [u * per_piece, -1]) if "points" in e else None
+        values = masker.reduce(model_fn(masker.inputs(xi, zi, pi)))
+        return tf.reshape(values, [u, per_piece, n_outputs])
+
+    values = chunked_map(chunk, elems, max(1, cap // per_piece),
+                         tf.TensorSpec([None, per_piece, n_outputs], tf.float32))
+    return tf.reshape(values, [c, pieces * per_piece, n_outputs])[:, :m]
 
 
-def model_floor(model, rows_per_instance: int, max_rows: int, jit_compile: bool = False):
-    """The model alone on ``n * rows_per_instance`` rows built in-graph from x [n, d] and evaluated in
-    the explainers' chunks: the floor an explainer's cost is compared with (benchmarks). Returns a
-    ``tf.function`` of x giving the sum of the model's last output column."""
-    @tf.function(jit_compile=jit_compile, autograph=False,
-                 input_signature=[tf.TensorSpec([None, None], tf.float32)])
+class _CopiesMasker:
+    """The floor's rows: each pair's instance ``rows_per_sample`` times, slightly scaled so that every
+    row is distinct (nothing can be cached or folded away)."""
+
+    def __init__(self, rows_per_sample: int):
+        self.rows_per_sample = rows_per_sample
+        self._scale = (1.0 + 1e-6 * (np.arange(rows_per_sample) % 7)).astype(np.float32)
+
+    def inputs(self, x, z, points=None):
+        rows = x[:, None, :] * tf.constant(self._scale)[None, :, None]
+        return tf.reshape(rows, [-1, x.shape[-1]])
+
+    def reduce(self, y):
+        return tf.reduce_mean(tf.reshape(y, [-1, self.rows_per_sample, y.shape[-1]]), axis=1)
+
+
+def model_floor(explainer, jit_compile: bool | None = None):
+    """The model alone on the rows an explain call of ``explainer`` evaluates (n * samples * rows per
+    sample, built in-graph from x [n, d] and evaluated in the same chunks): the floor an explainer's
+    cost is compared with (benchmarks). Returns a ``tf.function`` of x giving the sum of the outputs."""
+    n_samples, k = explainer.sampler.n_samples, explainer.masker.rows_per_sample
+    masker = _CopiesMasker(k)
+
+    @tf.function(jit_compile=explainer.jit_compile if jit_compile is None else jit_compile, autograph=False,
+                 input_signature=[tf.TensorSpec([None, explainer.n_features], tf.float32)])
     def floor(x):
-        total = tf.shape(x)[0] * rows_per_instance
-
-        def chunk(idx):
-            # distinct rows, so that nothing is cached or folded away
-            rows = tf.gather(x, idx // rows_per_instance) * (1.0 + 1e-6 * tf.cast(idx % 7, tf.float32)[:, None])
-            return model(rows, training=False)[:, -1:]
-
-        return tf.reduce_sum(chunked_map(chunk, total, max_rows, tf.TensorSpec([None, 1], tf.float32)))
+        sample = Sample(tf.zeros([tf.shape(x)[0], n_samples, 0]), None, None)
+        return tf.reduce_sum(evaluate(explainer._model_outputs, masker, x, sample, explainer.batch_size,
+                                      explainer.n_outputs))
 
     return floor

@@ -120,10 +120,10 @@ class Explainer:
         keys = self._keys(seed)
         cap = self.instances_per_chunk
 
-        def chunk(idx):
-            return self._explain_chunk(keys, tf.gather(rows, idx), tf.gather(x, idx))
+        def chunk(e):
+            return self._explain_chunk(keys, e["rows"], e["x"])
 
-        return chunked_map(chunk, tf.shape(x)[0], cap, self._output_spec())
+        return chunked_map(chunk, {"rows": rows, "x": x}, cap, self._output_spec())
 
     def _explain_chunk(self, keys, rows, x):
         sample = self.sampler(keys, rows, x)

@@ -10,6 +10,7 @@ KernelShap, as Captum's peer uses) at n in {64, 2048, 16384} it writes, under --
 and the floor modules (the model alone on the same number of rows, rows built in-graph).
 
     python benchmarks/gpu/lower.py --out .gpu [--sizes 64,2048,16384] [--check-max 2048]
+        [--large-batch-size 2097152]   # the largest n once more with this batch_size
 """
 
 from __future__ import annotations
@@ -59,6 +60,9 @@ def main():
     parser.add_argument("--check-max", type=int, default=2048)
     parser.add_argument("--background", type=int, default=50,
                         help="KernelShap background rows (the demo's 50; 1 = Captum's single baseline)")
+    parser.add_argument("--large-batch-size", type=int, default=2**21,
+                        help="also lower the largest n with this batch_size (model rows per chunk; "
+                             "0 = skip): the knob an accelerator with memory to spare is run with")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     model, x_train, x_test, _ = demo_model()
@@ -68,21 +72,30 @@ def main():
              prediction=model(probe, training=False).numpy(), **weights)
     d = x_train.shape[1]
     background = x_train[np.random.default_rng(0).choice(len(x_train), args.background, replace=False)]
-    explainers = {
-        "kernelshap": tfexplain.KernelShap(model, background, target=1, jit_compile=True, n_bootstrap=0),
-        "lime": tfexplain.Lime(model, x_train, jit_compile=True),
-    }
+    def build(batch_size):
+        return {
+            "kernelshap": tfexplain.KernelShap(model, background, target=1, jit_compile=True, n_bootstrap=0,
+                                               batch_size=batch_size),
+            "lime": tfexplain.Lime(model, x_train, jit_compile=True, batch_size=batch_size),
+        }
+
     meta = {"d": d, "background": args.background, "runs": []}
-    for n in [int(v) for v in args.sizes.split(",")]:
+    sizes = [int(v) for v in args.sizes.split(",")]
+    plans = [(n, tfexplain.explainers.DEFAULT_BATCH_SIZE) for n in sizes]
+    if args.large_batch_size:
+        plans.append((max(sizes), args.large_batch_size))
+    for n, batch_size in plans:
         x = np.tile(x_test, (int(np.ceil(n / len(x_test))), 1))[:n].astype(np.float32)
         call = (tf.constant(x), tf.constant(0, tf.int64), tf.range(n, dtype=tf.int64))
-        for name, explainer in explainers.items():
-            lower(explainer._fn, call, f"{name}_{n}", args.out, n <= args.check_max)
-            floor = model_floor(model, explainer.sampler.n_samples * explainer.masker.rows_per_sample,
-                                explainer.batch_size, jit_compile=True)
-            lower(floor, (tf.constant(x),), f"floor_{name}_{n}", args.out, False)
-            meta["runs"].append({"name": f"{name}_{n}", "floor": f"floor_{name}_{n}", "n": n, "method": name,
-                                 "samples": explainer.sampler.n_samples,
+        suffix = "" if batch_size == tfexplain.explainers.DEFAULT_BATCH_SIZE else f"_b{batch_size}"
+        for method, explainer in build(batch_size).items():
+            name = f"{method}_{n}{suffix}"
+            lower(explainer._fn, call, name, args.out, n <= args.check_max)
+            floor = model_floor(explainer)
+            lower(floor, (tf.constant(x),), f"floor_{name}", args.out, False)
+            meta["runs"].append({"name": name, "floor": f"floor_{name}", "n": n, "method": method,
+                                 "batch_size": batch_size, "samples": explainer.sampler.n_samples,
+                                 "instances_per_chunk": explainer.instances_per_chunk,
                                  "rows_per_instance": explainer.n_evals_per_instance})
     with open(os.path.join(args.out, "meta.json"), "w") as fh:
         json.dump(meta, fh, indent=1)

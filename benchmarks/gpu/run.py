@@ -129,21 +129,22 @@ def main():
         fnpz = np.load(os.path.join(args.dir, f"{run_meta['floor']}.npz"))
         frun = compile_module(read_module(args.dir, run_meta["floor"]))
         floor_s = time_it(frun, inputs_of(fnpz), args.repeats)
-        table.append((run_meta["method"], n, 1e6 * seconds / n, n / seconds, seconds / floor_s, diff))
+        table.append((run_meta["method"], n, run_meta.get("batch_size", "–"), 1e6 * seconds / n, n / seconds,
+                      seconds / floor_s, diff))
         print(f"{name}: {1e6 * seconds / n:.2f} µs/instance, floor {1e6 * floor_s / n:.2f}", flush=True)
     ks_samples = next(r["samples"] for r in meta["runs"] if r["method"] == "kernelshap")
     peers = captum_rows(args.dir, ks_samples, args.captum_instances, str(dev))
     print(f"\nDevice: {getattr(dev, 'device_kind', dev)}; date {time.strftime('%Y-%m-%d')}; "
           f"KernelShap background rows: {meta.get('background')}\n")
-    print("| explainer | n | µs / instance | instances / s | ratio to floor | max abs diff vs TF CPU |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for method, n, us, ips, ratio, diff in table:
-        print(f"| tfexplain {method} | {n} | {us:,.2f} | {ips:,.0f} | {ratio:.2f} | {diff} |")
+    print("| explainer | n | batch_size | µs / instance | instances / s | ratio to floor | max abs diff vs TF CPU |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for method, n, batch, us, ips, ratio, diff in table:
+        print(f"| tfexplain {method} | {n} | {batch} | {us:,.2f} | {ips:,.0f} | {ratio:.2f} | {diff} |")
     for label, value in peers:
         if isinstance(value, str):
-            print(f"| {label} | – | {value} | | | |")
+            print(f"| {label} | – | – | {value} | | | |")
         else:
-            print(f"| {label} | – | {1e6 * value:,.1f} | {1 / value:,.0f} | | |")
+            print(f"| {label} | – | – | {1e6 * value:,.1f} | {1 / value:,.0f} | | |")
 
 
 if __name__ == "__main__":
