@@ -53,24 +53,26 @@ def main():
     def add(name, n, seconds, model_rows):
         rows.append((name, n, model_rows, 1e3 * seconds / n))
 
-    ks = tfexplain.KernelShap(model, background, target=1)
-    ks(x[:2])  # trace
-    add("tfexplain KernelShap", len(x), timed(lambda: ks(x, seed=1), 2), ks.n_evals_per_instance)
-    ksx = tfexplain.KernelShap(model, background, target=1, jit_compile=True)
-    ksx(x)  # trace + compile for this shape
-    add("tfexplain KernelShap (XLA)", len(x), timed(lambda: ksx(x, seed=1), 2), ksx.n_evals_per_instance)
+    for n_boot, note in [(32, ""), (0, ", no stderr")]:
+        ks = tfexplain.KernelShap(model, background, target=1, n_bootstrap=n_boot)
+        ks(x[:2])  # trace
+        add(f"tfexplain KernelShap{note}", len(x), timed(lambda: ks(x, seed=1), 3), ks.n_evals_per_instance)
+        ksx = tfexplain.KernelShap(model, background, target=1, jit_compile=True, n_bootstrap=n_boot)
+        ksx(x)  # trace + compile for this shape
+        add(f"tfexplain KernelShap (XLA){note}", len(x), timed(lambda: ksx(x, seed=1), 3),
+            ksx.n_evals_per_instance)
     lm = tfexplain.Lime(model, x_train)
     lm(x[:2])
-    add("tfexplain Lime", len(x), timed(lambda: lm(x, seed=1), 2), lm.n_evals_per_instance)
+    add("tfexplain Lime", len(x), timed(lambda: lm(x, seed=1), 3), lm.n_evals_per_instance)
     lmx = tfexplain.Lime(model, x_train, jit_compile=True)
     lmx(x)
-    add("tfexplain Lime (XLA)", len(x), timed(lambda: lmx(x, seed=1), 2), lmx.n_evals_per_instance)
+    add("tfexplain Lime (XLA)", len(x), timed(lambda: lmx(x, seed=1), 3), lmx.n_evals_per_instance)
 
     for label, explainer in [("KernelShap", ks), ("KernelShap", ksx), ("Lime", lm), ("Lime", lmx)]:
         floor = model_floor(explainer)
         floor(x[:2])
         xla = " (XLA)" if explainer.jit_compile else ""
-        add(f"model-only floor, {label} rows{xla}", len(x), timed(lambda: floor(x).numpy(), 2),
+        add(f"model-only floor, {label} rows{xla}", len(x), timed(lambda: floor(x).numpy(), 3),
             explainer.n_evals_per_instance - 1)
 
     compiled = tf.function(lambda a: model(a, training=False), jit_compile=True, reduce_retracing=True)
