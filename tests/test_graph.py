@@ -60,6 +60,8 @@ def test_xla_compiles_and_matches(make):
     compiled = xla_explainer(data[:4], seed=2)
     np.testing.assert_allclose(compiled.values, plain.values, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(compiled.base_values, plain.base_values, rtol=1e-5, atol=1e-6)
+    if plain.stderr is not None:  # the bootstrap's many small solves take the unrolled factorization
+        np.testing.assert_allclose(compiled.stderr, plain.stderr, rtol=1e-3, atol=1e-6)
     # the explain function really is an XLA cluster with no host-side ops
     hlo = xla_explainer._fn.experimental_get_compiler_ir(
         tf.constant(data[:4]), tf.constant(2, tf.int64), tf.range(4, dtype=tf.int64))(stage="hlo")
@@ -87,3 +89,18 @@ def test_model_floor_evaluates_the_same_rows_in_the_same_chunks(rng):
     rows = x[:, None, :] * scale[None, :, None]
     want = explainer.sampler.n_samples * mlp_numpy(params, rows.reshape(-1, d)).reshape(5, 3).mean(1).sum()
     np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+@pytest.mark.parametrize("p", [1, 7, 64, 65])
+def test_solves_traced_for_xla_match_numpy(rng, p):
+    from tfexplain import solvers
+    a = rng.normal(size=(3, p, 2 * p + 3))
+    matrix = a @ np.swapaxes(a, -1, -2)
+    rhs = rng.normal(size=(3, p, 2))
+
+    def solve(m, r):
+        with solvers.compiled_solves():
+            return solvers._sym_solve(m, r)
+
+    got = tf.function(solve, jit_compile=True)(tf.constant(matrix), tf.constant(rhs)).numpy()
+    np.testing.assert_allclose(got, np.linalg.solve(matrix, rhs), rtol=1e-6, atol=1e-8)

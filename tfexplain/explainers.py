@@ -69,7 +69,7 @@ class Explainer:
                      tf.TensorSpec([], tf.int64), tf.TensorSpec([None], tf.int64)]
         # partial objects, not lambdas or methods: TF counts retracing per code object, so explainers
         # sharing one would warn about "retracing" merely for being many.
-        self._fn = tf.function(functools.partial(self._graph), autograph=False,
+        self._fn = tf.function(functools.partial(self._compiled_graph, jit_compile), autograph=False,
                                jit_compile=jit_compile, input_signature=signature)
         self._samples_fn = tf.function(functools.partial(self._sample_graph), autograph=False,
                                        input_signature=signature)
@@ -115,6 +115,11 @@ class Explainer:
         ``batch_size`` rows inside, so peak memory is bounded by ``batch_size`` either way, and the
         per-instance work runs as few, wide ops (what keeps an accelerator busy)."""
         return max(1, self.batch_size * self.n_features // max(1, self._instance_floats()))
+
+    def _compiled_graph(self, jit_compile, x, seed, rows):
+        """The explain graph, traced for XLA when ``jit_compile`` (see ``solvers.compiled_solves``)."""
+        with solvers.compiled_solves(jit_compile):
+            return self._graph(x, seed, rows)
 
     def _graph(self, x, seed, rows):
         keys = self._keys(seed)

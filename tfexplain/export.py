@@ -36,7 +36,7 @@ def export(explainer: Explainer, path, jit_compile: bool = False) -> str:
 
     def explain(x, seed):
         rows = tf.range(tf.shape(x, out_type=tf.int64)[0])
-        return explainer._signature_outputs(explainer._graph(x, seed, rows))
+        return explainer._signature_outputs(explainer._compiled_graph(jit_compile, x, seed, rows))
 
     module = tf.Module()
     module.serve = tf.function(lambda x: {"output_0": explainer._model_fn(x)}, input_signature=[x_spec],
