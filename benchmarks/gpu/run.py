@@ -5,7 +5,7 @@ difference), times it after warm-up, and prints a markdown table: µs per instan
 second, ratio to the model-only floor. With torch and captum importable it adds Captum's KernelShap
 on the same network (same sample count, one baseline) and the network alone in PyTorch.
 
-    python benchmarks/gpu/run.py --dir .gpu [--repeats 5] [--captum-instances 16]
+    python benchmarks/gpu/run.py --dir .gpu [--repeats 5] [--captum-instances 16] [--only 2048,16384]
 """
 
 from __future__ import annotations
@@ -110,14 +110,21 @@ def main():
     parser.add_argument("--dir", default=".gpu")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--captum-instances", type=int, default=16)
+    parser.add_argument("--only", default="", help="run only the modules whose name contains one of these "
+                                                   "comma-separated strings (e.g. 16384)")
     args = parser.parse_args()
     dev, compile_module = load_runner()
     meta = json.load(open(os.path.join(args.dir, "meta.json")))
     table = []
+    wanted = [w for w in args.only.split(",") if w]
     for run_meta in meta["runs"]:
         name, n = run_meta["name"], run_meta["n"]
+        if wanted and not any(w in name for w in wanted):
+            continue
         npz = np.load(os.path.join(args.dir, f"{name}.npz"))
+        start = time.perf_counter()
         run = compile_module(read_module(args.dir, name))
+        compile_s = time.perf_counter() - start
         arrays = inputs_of(npz)
         outs = run(arrays)
         names = json.loads(str(npz["output_names"]))
@@ -131,7 +138,8 @@ def main():
         floor_s = time_it(frun, inputs_of(fnpz), args.repeats)
         table.append((run_meta["method"], n, run_meta.get("batch_size", "–"), 1e6 * seconds / n, n / seconds,
                       seconds / floor_s, diff))
-        print(f"{name}: {1e6 * seconds / n:.2f} µs/instance, floor {1e6 * floor_s / n:.2f}", flush=True)
+        print(f"{name}: {1e6 * seconds / n:.2f} µs/instance, floor {1e6 * floor_s / n:.2f} "
+              f"(compiled in {compile_s:.1f} s)", flush=True)
     ks_samples = next(r["samples"] for r in meta["runs"] if r["method"] == "kernelshap")
     peers = captum_rows(args.dir, ks_samples, args.captum_instances, str(dev))
     print(f"\nDevice: {getattr(dev, 'device_kind', dev)}; date {time.strftime('%Y-%m-%d')}; "
