@@ -331,7 +331,8 @@ class KernelShap(Explainer):
 
     def _instance_floats(self) -> int:
         m, d = self.sampler.n_samples, self.n_features
-        boot = self.n_bootstrap if self._bootstraps else 0
+        # the bootstrap runs once per call, or once per round with tolerance=
+        boot = self.n_bootstrap if self.n_bootstrap > 0 and self.sampler.bootstrap.active else 0
         solver = 0
         if boot:  # the replicates' weighted designs [B, m', d] over complement-folded rows
             first, _, singles = solvers.complement_pairs(self.sampler.bootstrap.pair_ids)
