@@ -104,3 +104,22 @@ def test_solves_traced_for_xla_match_numpy(rng, p):
 
     got = tf.function(solve, jit_compile=True)(tf.constant(matrix), tf.constant(rhs)).numpy()
     np.testing.assert_allclose(got, np.linalg.solve(matrix, rhs), rtol=1e-6, atol=1e-8)
+
+
+def test_instance_chunks_fit_the_batch_size_budget(rng):
+    d = 12
+    params = mlp_weights(d, outputs=1, seed=3)
+    bg = rng.normal(size=(4, d)).astype(np.float32)
+    budget = 4096
+
+    def make(**kw):
+        return tfexplain.KernelShap(mlp_tf(params), bg, n_samples=40, batch_size=budget, **kw)
+
+    for explainer in [make(n_bootstrap=0), make(), make(tolerance=0.05), make(tolerance=0.05, n_bootstrap=0),
+                      tfexplain.Lime(mlp_tf(params), bg, n_samples=40, batch_size=budget)]:
+        per = explainer._instance_floats()
+        assert explainer.instances_per_chunk == max(1, budget * d // per)
+        assert explainer.instances_per_chunk == 1 or explainer.instances_per_chunk * per <= budget * d
+    # the bootstrap's replicate designs count, with tolerance= too (it bootstraps every round)
+    assert make().instances_per_chunk < make(n_bootstrap=0).instances_per_chunk
+    assert make(tolerance=0.05).instances_per_chunk < make(tolerance=0.05, n_bootstrap=0).instances_per_chunk
