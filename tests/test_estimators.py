@@ -60,24 +60,22 @@ def test_bootstrap_replicates_with_folded_complements_equal_the_full_solves(rng,
     np.testing.assert_allclose(got, want, rtol=2e-3, atol=1e-6)
 
 
-@pytest.mark.parametrize("d,m", [(6, 30), (7, 50), (10, 100), (16, 160)])
+@pytest.mark.parametrize("d,m", [(6, 30), (7, 50), (10, 100), (16, 160), (30, 300)])
 def test_leverage_sampler_structure(d, m):
     sampler = LeverageSampler(d, m)
-    assert sampler.n_samples == m - m % 2
+    assert sampler.n_samples == m
     z = _draw(sampler)
     sizes = z.sum(-1)
-    # paired: the second half of every size block is the complement of the first
-    start = 0
-    for s, k, kind, _, is_middle in sampler.classes:
-        block = z[:, start:start + 2 * k]
-        np.testing.assert_array_equal(block[:, k:], 1 - block[:, :k])
-        assert np.all(block[:, :k].sum(-1) == s)
-        if is_middle:
-            assert np.all(block[:, :k, -1] == 1)  # canonical member holds the last player
-        if kind != "with_replacement":  # distinct within a size
-            for row in block[:, :k]:
-                assert len({tuple(r) for r in row}) == k
-        start += 2 * k
+    # pair p is samples 2p (the set) and 2p + 1 (its complement)
+    np.testing.assert_array_equal(z[:, 1::2], 1 - z[:, 0::2])
+    for cl in sampler.classes:
+        block = z[:, 2 * cl.first_pair:2 * (cl.first_pair + cl.pairs):2]
+        assert np.all(block.sum(-1) == cl.size)
+        if cl.middle:
+            assert np.all(block[..., -1] == 1)  # canonical member holds the last player
+        if cl.kind != "random":  # distinct within a size
+            for row in block:
+                assert len({tuple(r) for r in row}) == cl.pairs
     # sizes get (near) equal counts, capped at C(d, s): leverage scores are uniform over sizes
     target = water_fill([comb(d, s) for s in range(1, d)], m)
     counts = np.array([np.sum(sizes[0] == s) for s in range(1, d)])
@@ -88,12 +86,11 @@ def test_leverage_weights_are_inclusion_corrected():
     d, m = 8, 60
     sampler = LeverageSampler(d, m)
     w = sampler.weights
-    start = 0
-    for s, k, _, _, is_middle in sampler.classes:
-        pi = (2 * k / comb(d, s)) if is_middle else k / comb(d, s)
+    for cl in sampler.classes:
+        s, k = cl.size, cl.pairs
+        pi = (2 * k / comb(d, s)) if cl.middle else k / comb(d, s)
         mu = 1.0 / (comb(d, s) * s * (d - s))
-        np.testing.assert_allclose(w[start:start + 2 * k], mu / pi, rtol=1e-6)
-        start += 2 * k
+        np.testing.assert_allclose(w[2 * cl.first_pair:2 * (cl.first_pair + k)], mu / pi, rtol=1e-6)
 
 
 @pytest.mark.parametrize("sampler", ["leverage", "kernel"])

@@ -81,6 +81,28 @@ def uniform(key, rows, shape) -> tf.Tensor:
     return tf.reshape(bits_to_unit(bits), tf.concat([tf.shape(rows), list(shape)], 0))
 
 
+def uniform_blocks(key, rows, blocks, width: int) -> tf.Tensor:
+    """float32 uniforms [len(rows), *blocks.shape, width]: ``width`` numbers for each block index in
+    ``blocks`` (int tensor, any values in [0, 2^31 / ceil(width / 2))), from the row's own stream.
+
+    Block b of row r reads the counters b * ceil(width / 2) + (0, 1, ...), two words each, so any chunk
+    of blocks gives the numbers of the whole: samples can be generated in pieces, in any order.
+    """
+    half = (width + 1) // 2
+    blocks = tf.cast(blocks, tf.int32)
+    counters = blocks[..., None] * half + tf.range(half, dtype=tf.int32)       # [*blocks, half]
+    rank = counters.shape.rank
+    r = tf.reshape(_u32(rows), tf.concat([tf.shape(rows), tf.ones([rank], tf.int32)], 0))
+    y0, y1 = threefry2x32(key, r, _u32(counters)[None])
+    bits = tf.concat([y0, y1], axis=-1)[..., :width]
+    return bits_to_unit(bits)
+
+
+def normal_blocks(key, rows, blocks, width: int) -> tf.Tensor:
+    """Standard normal draws laid out as :func:`uniform_blocks`."""
+    return tfp.distributions.Normal(0.0, 1.0).quantile(uniform_blocks(key, rows, blocks, width))
+
+
 def bits_to_unit(bits):
     """32-bit words (uint32, or int64 in [0, 2^32)) -> float32 in [2^-24, 1 - 2^-24]: 23 bits, so that
     the largest value stays representable below 1 (with 24 bits it rounds to 1.0 and the normal

@@ -48,6 +48,21 @@ def chunked_map(fn, elems, cap, out_spec):
         lambda t: tf.reshape(t, tf.concat([[num * size], tf.shape(t)[2:]], 0))[:total], out)
 
 
+def accumulate_pieces(piece_fn, n_pieces: int, zeros):
+    """Sum over j < ``n_pieces`` of ``piece_fn(j)`` (a nest shaped like ``zeros``), in one graph loop:
+    an instance's samples are generated, evaluated and reduced piece by piece, so only one piece is
+    ever held. A single piece is called directly (no loop)."""
+    if n_pieces == 1:
+        return piece_fn(tf.constant(0))
+
+    def body(j, total):
+        return j + 1, tf.nest.map_structure(tf.add, total, piece_fn(j))
+
+    _, total = tf.while_loop(lambda j, _: j < n_pieces, body, (tf.constant(0), zeros),
+                             maximum_iterations=n_pieces)
+    return total
+
+
 def evaluate(model_fn, masker, x, sample, max_rows: int, n_outputs: int):
     """Values of every (instance, sample) pair: [c, m, o].
 

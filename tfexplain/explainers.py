@@ -10,22 +10,45 @@ from __future__ import annotations
 
 import functools
 import time
+from typing import NamedTuple, Optional
 
 import numpy as np
 import tensorflow as tf
 
 from . import _random, kernels, solvers
 from ._validation import as_choice, as_int, as_matrix, as_names, as_seed
-from .evaluation import chunked_map, evaluate
+from .evaluation import accumulate_pieces, chunked_map, evaluate
 from .explanation import Explanation
 from .maskers import BackgroundMasker, PointMasker
 from .models import as_2d, as_model_fn, probe_output
-from .samplers import GaussianTabularSampler, KernelSampler, LeverageSampler
+from .samplers import GaussianTabularSampler, KernelSampler, LeverageSampler, Sample, nearest_even_budgets
 
 DEFAULT_BATCH_SIZE = 2**17
 MAX_EXACT_FEATURES = 20
 MAX_ADJUST_SAMPLES = 256
 _LOGIT_EPS = 1e-7
+
+
+class _Round(NamedTuple):
+    """What one round of KernelSHAP coalitions gives: the constrained regression's normal equations
+    (constraint term included) and, when bootstrapping, the variance of their solution."""
+
+    gram: tf.Tensor                 # [c, d, d] float64
+    rhs: tf.Tensor                  # [c, d, o]
+    var: Optional[tf.Tensor]        # [c, d, o] or None
+
+
+class _Converge(NamedTuple):
+    """State of the tolerance loop: pooled normal equations and per-instance round statistics."""
+
+    round: tf.Tensor     # rounds run so far (scalar)
+    gram: tf.Tensor      # [c, d, d] pooled over the instance's live rounds
+    rhs: tf.Tensor       # [c, d, o]
+    phi_sum: tf.Tensor   # [c, d, o] sum of the rounds' own estimates (batch means)
+    phi_sq: tf.Tensor    # [c, d, o] and of their squares
+    var_sum: tf.Tensor   # [c, d, o] sum of the rounds' bootstrap variances
+    rounds: tf.Tensor    # [c] rounds each instance used
+    done: tf.Tensor      # [c] converged
 
 
 def _link_fn(name):
@@ -103,10 +126,20 @@ class Explainer:
         """The sampler's stream keys, then one for the solver (e.g. bootstrap)."""
         return _random.split_keys(_random.seed_to_tensor(seed), self.sampler.n_keys + 1)
 
+    def _pieces(self, units: int, floats_per_unit: int, fixed: int = 0) -> tuple[int, int]:
+        """(units per piece, pieces): an instance's ``units`` samples (or sample pairs) cut into equal
+        pieces whose floats fit the ``batch_size`` budget (``batch_size`` model-input rows of d
+        features), so that no budget of samples is ever held at once. One piece when it all fits."""
+        if units == 0:
+            return 0, 1
+        cap = max(1, (self.batch_size * self.n_features - fixed) // max(1, floats_per_unit))
+        pieces = -(-units // cap)
+        return -(-units // pieces), pieces
+
     def _instance_floats(self) -> int:
-        """Floats one instance holds in the graph outside the model call: its samples (coalitions or
-        perturbations, model-space points) and their values."""
-        return self.sampler.n_samples * (2 * self.n_features + self.n_outputs)
+        """Floats one instance holds in the graph outside the model call at a time (one piece of its
+        samples and what is accumulated over pieces)."""
+        raise NotImplementedError
 
     @property
     def instances_per_chunk(self) -> int:
@@ -130,27 +163,33 @@ class Explainer:
 
         return chunked_map(chunk, {"rows": rows, "x": x}, cap, self._output_spec())
 
-    def _explain_chunk(self, keys, rows, x):
-        sample = self.sampler(keys, rows, x)
-        y = self._link(evaluate(self._model_outputs, self.masker, x, sample, self.batch_size, self.n_outputs))
-        fx = self._link(self._model_outputs(x))
-        return self._solve(sample, y, fx, keys[-1], rows)
+    def _evaluate(self, x, sample):
+        """Link-space values [c, m, o] of every sample of the instances x [c, d]."""
+        return self._link(evaluate(self._model_outputs, self.masker, x, sample, self.batch_size, self.n_outputs))
+
+    def _origin(self, x):
+        """The instances' own representation for the similarity kernel (None: not needed)."""
+        return None
+
+    def _sample_keys(self, seed):
+        """The sampler's keys of a call (of its first round)."""
+        return self._keys(seed)[: self.sampler.n_keys]
 
     def _sample_graph(self, x, seed, rows):
-        keys = self._keys(seed)
-        sample = self.sampler(keys, rows, x)
-        y = self._link(evaluate(self._model_outputs, self.masker, x, sample, self.batch_size, self.n_outputs))
-        weights = tf.broadcast_to(self.kernel(sample), tf.shape(sample.z)[:2])
+        sample = self.sampler(self._sample_keys(seed), rows, x)
+        y = self._evaluate(x, sample)
+        weights = tf.broadcast_to(self.kernel(sample, self._origin(x)), tf.shape(sample.z)[:2])
         out = {"z": sample.z, "y": y, "weights": weights}
         if sample.points is not None:
             out["points"] = sample.points
         return out
 
     def samples(self, x, seed: int = 0, *, row_offset: int = 0) -> dict:
-        """The samples an explain call with the same arguments fits its surrogate on, as numpy:
-        ``z`` [n, m, p] (coalitions / standardized perturbations), ``y`` [n, m, o] their values,
-        ``weights`` [n, m] the regression weights, and for LIME ``points`` [n, m, d] (model input).
-        For inspection and testing; materializes n * m rows, so keep n small."""
+        """The samples an explain call with the same arguments fits its surrogate on (with
+        ``tolerance=``: those of its first round), as numpy: ``z`` [n, m, p] (coalitions /
+        standardized perturbations), ``y`` [n, m, o] their values, ``weights`` [n, m] the regression
+        weights, and for LIME ``points`` [n, m, d] (model input). For inspection and testing; it
+        materializes n * m rows, so keep n small."""
         data = as_matrix(x, "x", n_features=self.n_features, allow_vector=True)
         rows = _row_ids(len(data), as_int(row_offset, "row_offset", minimum=0))
         out = self._samples_fn(tf.constant(data), tf.constant(as_seed(seed), tf.int64), rows)
@@ -159,7 +198,7 @@ class Explainer:
     def _output_spec(self):
         raise NotImplementedError
 
-    def _solve(self, sample, y, fx, key, rows):
+    def _explain_chunk(self, keys, rows, x):
         raise NotImplementedError
 
     # ---- boundary ------------------------------------------------------------------------------
@@ -277,10 +316,16 @@ class KernelShap(Explainer):
         if n_samples is None:
             n_samples = 2 * d + 2048
         n_samples = as_int(n_samples, "n_samples")
-        if n_samples < d + 1 and not (sampler == "exact" and n_samples == 2**d - 2):
+        full = 2**d - 2
+        if sampler == "exact" or n_samples >= full:  # every coalition: exact Shapley values
+            n_samples = full
+        elif n_samples < d + 1:
             raise ValueError(f"`n_samples` must be at least d + 1 = {d + 1} coalitions, got {n_samples}.")
-        if sampler == "exact":
-            n_samples = 2**d - 2
+        elif sampler == "leverage" and n_samples % 2:
+            raise ValueError(
+                f"`n_samples` must be even with sampler='leverage' (coalitions come with their complements), "
+                f"got {n_samples}: use {nearest_even_budgets(n_samples, d + 1)}, or sampler='kernel' (shap's "
+                f"scheme) for an odd budget.")
         self.n_bootstrap = as_int(n_bootstrap, "n_bootstrap", minimum=0)
         if self.n_bootstrap == 1:
             raise ValueError("`n_bootstrap` must be 0 (no standard errors) or at least 2.")
@@ -304,10 +349,13 @@ class KernelShap(Explainer):
         masker = BackgroundMasker(bg, bw)
         self.background = bg
         self.sampler_name = sampler
+        # background rows that count (weight > 0): a feature equal to x in all of them is a null player
+        self._active_background = bg if bw is None else bg[bw > 0]
         self._setup(model, bg, n_features=d, sampler=plan, masker=masker,
                     kernel=kernels.prior, target=target, default_target=lambda n_out: None, link=link,
                     batch_size=batch_size, jit_compile=jit_compile, feature_names=feature_names,
                     output_names=output_names, output_key=output_key)
+        self._plan_pieces()
         self.base_values = self._background_value()
 
     def _background_value(self):
@@ -329,21 +377,67 @@ class KernelShap(Explainer):
         """True when the budget enumerates every coalition (values are exact Shapley values)."""
         return self.sampler.exact
 
-    def _instance_floats(self) -> int:
-        m, d = self.sampler.n_samples, self.n_features
-        # the bootstrap runs once per call, or once per round with tolerance=
-        boot = self.n_bootstrap if self.n_bootstrap > 0 and self.sampler.bootstrap.active else 0
-        solver = 0
-        if boot:  # the replicates' weighted designs [B, m', d] over complement-folded rows
-            first, _, singles = solvers.complement_pairs(self.sampler.bootstrap.pair_ids)
-            solver = boot * (len(first) + len(singles)) * (d + 1)
-        if self.adjust:
-            solver = max(solver, (boot + 1) * m * m)     # a kernel matrix per replicate refit
-        return super()._instance_floats() + solver
+    @property
+    def _streams(self) -> bool:
+        """Whether coalitions are generated, evaluated and reduced in pieces (the leverage sampler
+        without the adjustment, which needs all coalitions of an instance at once)."""
+        return isinstance(self.sampler, LeverageSampler) and not self.adjust
+
+    @property
+    def _resamples(self) -> bool:
+        """Whether a call (or each round of it) bootstraps: replicates asked for and something to resample."""
+        if self.n_bootstrap == 0 or self.sampler.exact:
+            return False
+        if isinstance(self.sampler, LeverageSampler):
+            return self.sampler.resampled
+        return self.sampler.bootstrap.active
 
     @property
     def _bootstraps(self) -> bool:
-        return self.n_bootstrap > 0 and self.sampler.bootstrap.active and self.tolerance is None
+        return self._resamples and self.tolerance is None
+
+    def _plan_pieces(self):
+        """Cuts each instance's coalitions into pieces that fit the ``batch_size`` budget (the leverage
+        sampler streams pairs: one piece when they all fit), or checks that an estimator needing all of
+        them at once fits, naming the limit."""
+        d, o, m = self.n_features, self.n_outputs, self.sampler.n_samples
+        boot = self.n_bootstrap if self._resamples else 0
+        fixed = len(self._active_background) * d                # the null-player test
+        budget = self.batch_size * d
+        if self._streams:
+            # two samples (coalition, values, design) and one folded bootstrap row per replicate a pair
+            per_pair = 2 * (2 * d + o) + boot * (d + 1)
+            self._pair_piece, self._n_pieces = self._pieces(self.sampler.n_pairs, per_pair, fixed)
+            self._floats = fixed + self._pair_piece * per_pair
+            return
+        self._pair_piece, self._n_pieces = 0, 1
+        if self.adjust:
+            per_sample, extra, what = 2 * d + o, (boot + 1) * m * m, "the regression adjustment"
+        else:
+            per_sample, extra, what = 2 * d + o + boot * (d + 1), 0, f"sampler={self.sampler_name!r}"
+        self._floats = fixed + m * per_sample + extra
+        # the adjustment's kernel matrices are bounded by MAX_ADJUST_SAMPLES when "auto" turns it on
+        small_adjust = self.adjust and m <= MAX_ADJUST_SAMPLES
+        if self._floats > budget and not small_adjust:
+            raise ValueError(
+                f"{what} needs all {m} coalitions of an instance at once: about {self._floats:,} floats, more "
+                f"than the batch_size budget of batch_size x d = {budget:,}. Raise `batch_size` to at least "
+                f"{-(-self._floats // d):,}, lower `n_samples`, or use the default sampler='leverage' with "
+                f"adjust=False, which streams a budget of any size.")
+
+    def _instance_floats(self) -> int:
+        return self._floats
+
+    @property
+    def pieces_per_instance(self) -> int:
+        """How many pieces each instance's coalitions are generated, evaluated and reduced in."""
+        return self._n_pieces
+
+    def _players(self, x):
+        """[c, d] float64: 1 for the features that differ between x and some (weighted) background row.
+        The others cannot change any coalition's value: they get exactly 0 and stay out of the solve."""
+        bg = tf.constant(self._active_background)
+        return tf.cast(tf.reduce_any(tf.not_equal(x[:, None, :], bg[None]), axis=1), tf.float64)
 
     def _keys(self, seed):
         if self.tolerance is None:
@@ -352,61 +446,145 @@ class KernelShap(Explainer):
         keys = _random.split_keys(_random.seed_to_tensor(seed), self.max_rounds * n)
         return [tf.reshape(tf.stack(keys), [self.max_rounds, n, 2])]
 
-    def _explain_chunk(self, keys, rows, x):
+    def _sample_keys(self, seed):
         if self.tolerance is None:
-            return super()._explain_chunk(keys, rows, x)
-        return self._converge(keys[0], rows, x)
+            return super()._sample_keys(seed)
+        return tf.unstack(self._keys(seed)[0][0])[: self.sampler.n_keys]
 
-    def _converge(self, round_keys, rows, x):
+    def _explain_chunk(self, keys, rows, x):
+        fx = self._link(self._model_outputs(x))
+        mask = self._players(x)
+        if self.tolerance is not None:
+            return self._converge(keys[0], rows, x, fx, mask)
+        if self.adjust:
+            return self._adjusted(keys, rows, x, fx, mask)
+        stats = self._round(keys[:-1], keys[-1], rows, x, fx, mask)
+        delta = fx - tf.constant(self.base_values)
+        values = tf.cast(solvers.solve_shapley(stats.gram, stats.rhs, delta, mask), tf.float32)
+        stderr = tf.zeros_like(values) if stats.var is None else tf.cast(tf.sqrt(stats.var), tf.float32)
+        return {"values": values, "stderr": stderr, "fx": fx}
+
+    def _round(self, keys, boot_key, rows, x, fx, mask) -> "_Round":
+        """One round of the budget: the normal equations of the constrained regression and, when
+        bootstrapping, the variance of its solution."""
+        if self._streams:
+            return self._stream_pairs(keys, boot_key, rows, x, fx, mask)
+        v0 = tf.constant(self.base_values)
+        sample = self.sampler(keys, rows, x)
+        y = self._evaluate(x, sample)
+        gram, rhs = solvers.shapley_normal_equations(sample.z, y, sample.weights, v0, fx, mask)
+        var = None
+        if self._resamples:
+            plan = self.sampler.bootstrap
+            se = solvers.shapley_bootstrap_stderr(sample.z, y, sample.weights, v0, fx,
+                                                  plan.multipliers(boot_key, rows, self.n_bootstrap),
+                                                  plan.pair_ids, mask)
+            var = tf.square(tf.cast(se, tf.float64))
+        return _Round(gram, rhs, var)
+
+    def _stream_pairs(self, keys, boot_key, rows, x, fx, mask) -> "_Round":
+        """The leverage plan's pairs in pieces of ``_pair_piece``: generate, evaluate, and add each
+        piece's normal equations (and each bootstrap replicate's, over complement-folded rows) to
+        running sums. A budget that fits is one piece, resampled by the stratified Rao-Wu bootstrap;
+        a budget streamed in several pieces draws each pair's replicate multipliers on its own
+        (Poisson bootstrap, same mean and variance)."""
+        plan = self.sampler
+        c, d, o = tf.shape(x)[0], self.n_features, self.n_outputs
+        v0 = tf.constant(self.base_values)
+        boot = self.n_bootstrap if self._resamples else 0
+        size, n_pieces = self._pair_piece, self._n_pieces
+        state = plan.prepare(keys, rows)
+        f64 = tf.float64
+        if boot and n_pieces == 1:
+            all_mult = plan.bootstrap.multipliers(boot_key, rows, boot)             # [c, B, pairs]
+
+        def piece(j):
+            pair = j * size + tf.range(size)
+            sets = plan.pairs(keys, rows, state, pair)                              # [c, P, d]
+            z = tf.reshape(tf.stack([sets, 1.0 - sets], axis=2), [c, 2 * size, d])
+            y = self._evaluate(x, Sample(z, None, None))
+            w_pair = plan.pair_weights(pair)                                        # [P], 0 for padding
+            a, b, _ = solvers._shapley_design(z, y, v0, fx, mask)
+            aw = a * tf.repeat(w_pair, 2)[None, :, None]
+            out = {"gram": tf.einsum("cmi,cmj->cij", aw, a), "rhs": tf.einsum("cmi,cmo->cio", aw, b)}
+            if boot:  # a complement's projected row is -a: fold each pair into one row
+                folded_b = (b[:, 0::2] - b[:, 1::2]) / 2.0
+                w2 = tf.broadcast_to(2.0 * w_pair[None, :], [c, size])
+                if n_pieces == 1:
+                    mult = tf.gather(all_mult, tf.minimum(pair, plan.n_pairs - 1), axis=2)
+                else:
+                    mult = plan.poisson_multipliers(boot_key, rows, pair, boot)
+                out["boot_gram"], out["boot_rhs"] = solvers.replicate_normal_equations(a[:, 0::2], folded_b, w2, mult)
+            return out
+
+        zeros = {"gram": tf.zeros([c, d, d], f64), "rhs": tf.zeros([c, d, o], f64)}
+        if boot:
+            zeros.update(boot_gram=tf.zeros([c, boot, d, d], f64), boot_rhs=tf.zeros([c, boot, d, o], f64))
+        sums = zeros if plan.n_pairs == 0 else accumulate_pieces(piece, n_pieces, zeros)
+        term = solvers.constraint_term(mask, d)
+        gram = sums["gram"] + term
+        var = None
+        if boot:
+            delta = fx - v0
+            se = solvers.bootstrap_stderr_from_normal_equations(sums["boot_gram"] + term[:, None], sums["boot_rhs"],
+                                                                delta, mask)
+            var = tf.square(tf.cast(se, f64))
+        return _Round(gram, sums["rhs"], var)
+
+    def _adjusted(self, keys, rows, x, fx, mask):
+        """Regression-adjusted estimate (all coalitions of an instance at once)."""
+        v0 = tf.constant(self.base_values)
+        sample = self.sampler(keys[:-1], rows, x)
+        y = self._evaluate(x, sample)
+        values, _, _ = solvers.regression_adjusted_shapley(sample.z, y, sample.weights, v0, fx, mask=mask)
+        if self._bootstraps:
+            plan = self.sampler.bootstrap
+            multipliers = plan.multipliers(keys[-1], rows, self.n_bootstrap, rescale=False)
+            stderr = solvers.adjusted_bootstrap_stderr(sample.z, y, sample.weights, v0, fx, multipliers,
+                                                       plan.pair_ids, mask=mask)
+        else:
+            stderr = tf.zeros_like(values)
+        return {"values": values, "stderr": stderr, "fx": fx}
+
+    def _converge(self, round_keys, rows, x, fx, mask):
         """Rounds of fresh coalitions in a tf.while_loop until every instance's largest standard error
         is below tolerance x the range of its attributions (or max_rounds); converged instances stop
         accumulating. The estimate pools the rounds' normal equations; its variance is the sum of the
         rounds' bootstrap variances over rounds^2 (batch means when n_bootstrap=0)."""
         c, d, o = tf.shape(x)[0], self.n_features, self.n_outputs
         f64 = tf.float64
-        fx = self._link(self._model_outputs(x))
-        v0 = tf.constant(self.base_values)
-        weights = tf.constant(self.sampler.weights)
-        delta = fx - v0
-        plan = self.sampler.bootstrap
-        use_bootstrap = self.n_bootstrap > 0 and plan.active
+        delta = fx - tf.constant(self.base_values)
+        use_bootstrap = self._resamples
 
-        def estimate(gram, rhs, phi_sum, phi_sq, var_sum, rounds):
-            phi = solvers.solve_shapley(gram, rhs, delta)
-            r = tf.cast(rounds, f64)[:, None, None]
+        def estimate(s: _Converge):
+            phi = solvers.solve_shapley(s.gram, s.rhs, delta, mask)  # constraint terms only act on what is projected out
+            r = tf.cast(s.rounds, f64)[:, None, None]
             if use_bootstrap:
-                return phi, tf.sqrt(var_sum) / r
-            var = (phi_sq - phi_sum * phi_sum / r) / tf.maximum(r - 1.0, 1.0)
+                return phi, tf.sqrt(s.var_sum) / r
+            var = (s.phi_sq - s.phi_sum * s.phi_sum / r) / tf.maximum(r - 1.0, 1.0)
             return phi, tf.sqrt(tf.maximum(var, 0.0) / r)
 
-        def body(i, gram, rhs, phi_sum, phi_sq, var_sum, rounds, done):
-            keys = tf.unstack(round_keys[i])
-            sample = self.sampler(keys[:-1], rows, x)
-            y = self._link(evaluate(self._model_outputs, self.masker, x, sample, self.batch_size, o))
-            g, b = solvers.shapley_normal_equations(sample.z, y, weights, v0, fx)
-            phi_r = solvers.solve_shapley(g, b, delta)
-            live = tf.cast(~done, f64)[:, None, None]
-            if use_bootstrap:
-                se_r = solvers.shapley_bootstrap_stderr(
-                    sample.z, y, weights, v0, fx, plan.multipliers(keys[-1], rows, self.n_bootstrap),
-                    plan.pair_ids)
-                var_sum = var_sum + live * tf.square(tf.cast(se_r, f64))
-            gram, rhs = gram + live * g, rhs + live * b
-            phi_sum, phi_sq = phi_sum + live * phi_r, phi_sq + live * phi_r * phi_r
-            rounds = rounds + tf.cast(~done, tf.int32)
-            phi, se = estimate(gram, rhs, phi_sum, phi_sq, var_sum, rounds)
+        def body(s: _Converge):
+            keys = tf.unstack(round_keys[s.round])
+            stats = self._round(keys[:-1], keys[-1], rows, x, fx, mask)
+            phi_r = solvers.solve_shapley(stats.gram, stats.rhs, delta, mask)
+            live = tf.cast(~s.done, f64)[:, None, None]
+            var_sum = s.var_sum + live * stats.var if use_bootstrap else s.var_sum
+            rounds = s.rounds + tf.cast(~s.done, tf.int32)
+            nxt = _Converge(s.round + 1, s.gram + live * stats.gram, s.rhs + live * stats.rhs,
+                            s.phi_sum + live * phi_r, s.phi_sq + live * phi_r * phi_r, var_sum, rounds, s.done)
+            phi, se = estimate(nxt)
             spread = tf.reduce_max(phi, axis=[1, 2]) - tf.reduce_min(phi, axis=[1, 2])
             ok = (rounds >= 2) & (tf.reduce_max(se, axis=[1, 2]) <= self.tolerance * spread)
-            return i + 1, gram, rhs, phi_sum, phi_sq, var_sum, rounds, done | ok
+            return (nxt._replace(done=s.done | ok),)
 
         zeros_do = tf.zeros([c, d, o], f64)
-        state = (tf.constant(0), tf.zeros([c, d, d], f64), zeros_do, zeros_do, zeros_do, zeros_do,
-                 tf.zeros([c], tf.int32), tf.zeros([c], tf.bool))
-        _, gram, rhs, phi_sum, phi_sq, var_sum, rounds, _ = tf.while_loop(
-            lambda i, *s: (i < self.max_rounds) & ~tf.reduce_all(s[-1]), body, state,
-            maximum_iterations=self.max_rounds)
-        phi, se = estimate(gram, rhs, phi_sum, phi_sq, var_sum, rounds)
-        evals = tf.cast(rounds, tf.int64) * (self.sampler.n_samples * self.masker.rows_per_sample) + 1
+        start = _Converge(tf.constant(0), tf.zeros([c, d, d], f64), zeros_do, zeros_do, zeros_do, zeros_do,
+                          tf.zeros([c], tf.int32), tf.zeros([c], tf.bool))
+        (final,) = tf.while_loop(lambda s: (s.round < self.max_rounds) & ~tf.reduce_all(s.done), body, (start,),
+                                 maximum_iterations=self.max_rounds)
+        phi, se = estimate(final)
+        evals = tf.cast(final.rounds, tf.int64) * (self.sampler.n_samples * self.masker.rows_per_sample) + 1
         return {"values": tf.cast(phi, tf.float32), "stderr": tf.cast(se, tf.float32), "fx": fx, "n_evals": evals}
 
     def _output_spec(self):
@@ -416,22 +594,6 @@ class KernelShap(Explainer):
         if self.tolerance is not None:
             out["n_evals"] = tf.TensorSpec([None], tf.int64)
         return out
-
-    def _solve(self, sample, y, fx, key, rows):
-        weights = self.kernel(sample)
-        v0 = tf.constant(self.base_values)
-        if self.adjust:  # fit a model of the game, estimate only its residual
-            values, _, _ = solvers.regression_adjusted_shapley(sample.z, y, weights, v0, fx)
-        else:
-            values = solvers.shapley_wls(sample.z, y, weights, v0, fx)
-        if self._bootstraps:
-            plan = self.sampler.bootstrap
-            stderr_fn = solvers.adjusted_bootstrap_stderr if self.adjust else solvers.shapley_bootstrap_stderr
-            multipliers = plan.multipliers(key, rows, self.n_bootstrap, rescale=not self.adjust)
-            stderr = stderr_fn(sample.z, y, weights, v0, fx, multipliers, plan.pair_ids)
-        else:  # exact (or no estimate asked for)
-            stderr = tf.zeros_like(values)
-        return {"values": values, "stderr": stderr, "fx": fx}
 
     def _explanation(self, data, out, seconds):
         base = np.broadcast_to(self.base_values, (len(data), self.n_outputs)).copy()
@@ -506,6 +668,20 @@ class Lime(Explainer):
                     default_target=lambda n_out: 0 if n_out == 1 else 1, link="identity",
                     batch_size=batch_size, jit_compile=jit_compile, feature_names=feature_names,
                     output_names=output_names, output_key=output_key)
+        # perturbations, model inputs, values and kernel weights, a piece at a time
+        self._per_sample = 2 * d + self.n_outputs + 2
+        self._piece, self._n_pieces = self._pieces(n_samples, self._per_sample)
+
+    def _instance_floats(self) -> int:
+        return self._piece * self._per_sample + 2 * self.n_features * self.n_features
+
+    @property
+    def pieces_per_instance(self) -> int:
+        """How many pieces each instance's perturbations are generated, evaluated and reduced in."""
+        return self._n_pieces
+
+    def _origin(self, x):
+        return self.sampler.origin(x)
 
     @property
     def feature_scale(self) -> np.ndarray:
@@ -530,10 +706,25 @@ class Lime(Explainer):
             return solvers.forward_selection(mom, k, self.n_outputs)
         return solvers.highest_weights(mom, x0, k, self.n_outputs)
 
-    def _solve(self, sample, y, fx, key, rows):
-        weights = self.kernel(sample)
-        mom = solvers.weighted_moments(sample.z, y, weights)
-        x0 = sample.z[:, 0]
+    def _explain_chunk(self, keys, rows, x):
+        """Perturbations in pieces: generate, evaluate, weight, and add their weighted moments (about
+        the instance itself) to running sums; then select features and fit the ridge surrogate."""
+        fx = self._model_outputs(x)
+        x0 = self.sampler.origin(x)
+        m, size = self.sampler.n_samples, self._piece
+        c, d, o = tf.shape(x)[0], self.n_features, self.n_outputs
+
+        def piece(j):
+            index = j * size + tf.range(size)
+            sample = self.sampler.chunk(keys, rows, x, tf.minimum(index, m - 1))
+            y = self._evaluate(x, sample)
+            w = self.kernel(sample, x0) * tf.cast(index < m, tf.float64)[None, :]   # padding weighs 0
+            return solvers.moment_sums(sample.z, y, w, x0, fx)
+
+        f64 = tf.float64
+        zeros = solvers.MomentSums(tf.zeros([c], f64), tf.zeros([c, d], f64), tf.zeros([c, o], f64),
+                                   tf.zeros([c, d, d], f64), tf.zeros([c, o, d], f64), tf.zeros([c, o], f64))
+        mom = solvers.moments_from_sums(accumulate_pieces(piece, self._n_pieces, zeros), x0, fx)
         fit = solvers.weighted_ridge(mom, x0, self._selection_mask(mom, x0), self.alpha)
         coef = tf.transpose(fit.coef, [0, 2, 1])
         return {"values": coef, "contributions": coef * x0[:, :, None], "intercept": fit.intercept,

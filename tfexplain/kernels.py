@@ -5,19 +5,20 @@ from __future__ import annotations
 import tensorflow as tf
 
 
-def prior(sample):
+def prior(sample, origin=None):
     """Use the sampler's own weights (KernelSHAP: Shapley kernel weights)."""
     return sample.weights
 
 
 def exponential(width: float):
-    """lime's tabular kernel on the Euclidean distance of each sample to row 0 (the instance):
+    """lime's tabular kernel on the Euclidean distance of each sample to the instance:
     sqrt(exp(-d^2 / width^2)) -- these are the regression's sample weights, as in lime."""
 
-    def kernel(sample):
+    def kernel(sample, origin):
+        """sample.z [c, m, p], origin [c, p] the instance's own representation -> weights [c, m]."""
         # float64: far from the training mean the weights are ~1e-40 -- tiny, and they matter: the
         # ridge penalty acts against their absolute scale, as in lime (which works in float64).
-        dist2 = tf.cast(tf.reduce_sum(tf.square(sample.z - sample.z[:, :1, :]), -1), tf.float64)
+        dist2 = tf.cast(tf.reduce_sum(tf.square(sample.z - origin[:, None, :]), -1), tf.float64)
         return tf.sqrt(tf.exp(-dist2 / (width * width)))
 
     return kernel

@@ -117,8 +117,9 @@ class BootstrapPlan:
 
 
 def water_fill(caps, total):
-    """Level c with sum(min(c, caps)) = total (caps sorted or not); returns the per-entry targets."""
-    caps = np.asarray(caps, np.float64)
+    """Level c with sum(min(c, caps)) = total (caps sorted or not); returns the per-entry targets.
+    Caps may be huge (binomials of large d): they are handled as floats."""
+    caps = np.minimum(np.asarray([float(min(c, 1e300)) for c in caps], np.float64), 1e300)
     if caps.size == 0:
         return caps
     order = np.sort(caps)
@@ -135,8 +136,10 @@ def water_fill(caps, total):
 
 
 def largest_remainder(targets, total, caps):
-    """Integers close to ``targets`` summing to ``total`` (never above ``caps``)."""
-    base = np.floor(targets + 1e-9).astype(np.int64)
+    """Integers close to ``targets`` summing to ``total`` (never above ``caps``; caps may be Python ints
+    of any size)."""
+    caps = np.asarray([min(int(c), 2**62) for c in caps], np.int64)
+    base = np.floor(np.asarray(targets, np.float64) + 1e-9).astype(np.int64)
     base = np.minimum(base, caps)
     rest = int(total - base.sum())
     order = np.argsort(-(targets - base), kind="stable")
@@ -150,6 +153,29 @@ def largest_remainder(targets, total, caps):
 
 
 ENUMERATION_CAP = 4096  # sample without replacement by random keys over at most this many sets
+POISSON_CDF = np.cumsum([np.exp(-1.0) / np.prod(np.arange(1, k + 1, dtype=np.float64)) for k in range(16)])
+
+
+def nearest_even_budgets(n_samples: int, minimum: int) -> str:
+    low, high = n_samples - n_samples % 2, n_samples + n_samples % 2
+    options = [b for b in (low, high) if b >= minimum] or [minimum + minimum % 2]
+    return " or ".join(str(b) for b in dict.fromkeys(options))
+
+
+class SizeClass(NamedTuple):
+    """One coalition size of the leverage plan: ``pairs`` sampled (set, complement) pairs of size
+    ``size`` out of ``population`` canonical sets; ``kind`` is "full" (enumerated), "table" (drawn
+    without replacement by random keys over the enumerated sets) or "random" (uniform subsets,
+    with replacement); ``middle``: the d/2 layer of even d, drawn through the sets holding the last
+    player; ``first_pair``: the class's first pair index; ``weight``: each sample's importance weight."""
+
+    size: int
+    pairs: int
+    kind: str
+    middle: bool
+    population: int
+    first_pair: int
+    weight: float
 
 
 class LeverageSampler:
@@ -164,69 +190,162 @@ class LeverageSampler:
     ``ENUMERATION_CAP`` of them, else with replacement (duplicates then have negligible probability).
     Weights: w_S = mu(s) / pi_s with mu(s) = 1 / (C(d,s) s (d-s)) and pi_s the inclusion probability
     from the counts actually drawn. ``n_samples >= 2^d - 2`` enumerates everything (exact).
+
+    Layout: pair p is samples 2p (the set) and 2p + 1 (its complement); pairs are ordered enumerated
+    classes first, then the classes drawn without replacement, then the random ones. Any range of
+    pairs can be generated on its own (:meth:`pairs`): a random pair's set comes from the uniforms of
+    block p of the row's stream, a table pair's from a per-instance draw order (:meth:`prepare`) of at
+    most ``ENUMERATION_CAP`` keys per class. That is what lets an explainer stream a budget of any size
+    through a bounded amount of memory. Budgets are even (pairs); the plan works for any d (binomials
+    are Python integers).
     """
 
     def __init__(self, n_features: int, n_samples: int):
         d = self.n_features = n_features
-        full = 2**d - 2 if d < 63 else None
-        if full is not None and n_samples >= full:
+        full = 2**d - 2
+        if n_samples >= full:
             n_samples = full
         half = d // 2
-        classes = list(range(1, (d + 1) // 2))           # s < d/2 (complement has size d - s)
+        sizes = list(range(1, (d + 1) // 2))           # s < d/2 (complement has size d - s)
         middle = d % 2 == 0 and d >= 2
-        populations = [comb(d, s) for s in classes] + ([comb(d, half) // 2] if middle else [])
-        sizes = classes + ([half] if middle else [])
+        populations = [comb(d, s) for s in sizes] + ([comb(d, half) // 2] if middle else [])
+        if middle:
+            sizes.append(half)
         per_size = water_fill([comb(d, s) for s in range(1, d)], n_samples)   # expected sets per size
-        targets = np.array([per_size[s - 1] for s in classes] + ([per_size[half - 1] / 2] if middle else []))
-        caps = np.array(populations, np.int64)
-        counts = largest_remainder(targets, min(n_samples // 2, int(caps.sum())), caps)
-        self.classes = []
-        weights, pair_ids, strata = [], [], []
-        unit = 0
+        targets = np.array([per_size[s - 1] for s in sizes[: len(sizes) - middle]]
+                           + ([per_size[half - 1] / 2] if middle else []))
+        counts = largest_remainder(targets, min(n_samples // 2, (2**d - 2) // 2), populations)
+        chosen = []
         for s, pop, k in zip(sizes, populations, counts):
             k = int(k)
             if k == 0:
                 continue
             is_middle = middle and s == half
+            kind = "full" if k == pop else "table" if pop <= ENUMERATION_CAP else "random"
             w = 1.0 / ((2 * k if is_middle else k) * s * (d - s))
-            kind = "full" if k == pop else "without_replacement" if pop <= ENUMERATION_CAP else "with_replacement"
-            table = None
-            if kind != "with_replacement":  # every canonical set of this size, on the host
-                if is_middle:  # the sets holding the last player
-                    sets = all_coalitions(d - 1, [s - 1])
-                    table = np.concatenate([sets, np.ones((len(sets), 1), np.float32)], 1)
-                else:
-                    table = all_coalitions(d, [s])
-            self.classes.append((s, k, kind, table, is_middle))
-            weights += [w] * (2 * k)
-            pair_ids += list(range(unit, unit + k)) * 2
-            strata.append((unit, k, k / pop if kind != "with_replacement" else 0.0))
-            unit += k
-        self.n_samples = len(weights)
-        self.weights = np.asarray(weights, np.float32)
-        self.exact = full is not None and self.n_samples == full
-        self.bootstrap = BootstrapPlan(pair_ids, unit, strata)
-        self.n_keys = max(1, len(self.classes))  # one stream key per size class
+            chosen.append((s, k, kind, is_middle, pop, w))
+        order = {"full": 0, "table": 1, "random": 2}
+        chosen.sort(key=lambda c: order[c[2]])
+        self.classes, first = [], 0
+        for s, k, kind, is_middle, pop, w in chosen:
+            self.classes.append(SizeClass(s, k, kind, is_middle, pop, first, w))
+            first += k
+        self.n_pairs = first
+        self.n_samples = 2 * first
+        self.exact = self.n_samples == full
+        by_kind = lambda kind: [c for c in self.classes if c.kind == kind]  # noqa: E731
+        self._full, self._table, self._random = by_kind("full"), by_kind("table"), by_kind("random")
+        self.n_table_pairs = sum(c.pairs for c in self._full + self._table)
+        self.n_keys = 1 + len(self._table)    # the random block's stream, then one per table class
+        # enumerated sets (uint8), full classes first in pair order, then the tables drawn from
+        tables, self._offsets = [], []
+        row = 0
+        for c in self._full + self._table:
+            if c.middle:  # the sets holding the last player
+                sets = all_coalitions(d - 1, [c.size - 1])
+                sets = np.concatenate([sets, np.ones((len(sets), 1), np.float32)], 1)
+            else:
+                sets = all_coalitions(d, [c.size])
+            tables.append(sets.astype(np.uint8))
+            self._offsets.append(row)
+            row += len(sets)
+        self._sets = np.concatenate(tables, 0) if tables else np.zeros((0, d), np.uint8)
+        rnd = self._random
+        self._random_starts = np.array([c.first_pair - self.n_table_pairs for c in rnd], np.int32)
+        self._random_sizes = np.array([c.size for c in rnd], np.int32)
+        self._random_middle = np.array([c.middle for c in rnd], bool)
+        self._class_starts = np.array([c.first_pair for c in self.classes], np.int32)
+        self._class_weights = np.array([c.weight for c in self.classes], np.float64)
+        lam = [np.sqrt(1.0 - (c.pairs / c.population if c.kind != "random" else 0.0))
+               if c.pairs >= 2 and c.kind != "full" else 0.0 for c in self.classes]
+        self._class_lam = np.array(lam, np.float64)
+        self._bootstrap = None
+
+    # ---- host-side descriptions --------------------------------------------------------------
+    @property
+    def weights(self) -> np.ndarray:
+        """[m] importance weight of every sample, in layout order."""
+        return np.repeat(self._class_weights, [2 * c.pairs for c in self.classes]).astype(np.float32)
+
+    @property
+    def resampled(self) -> bool:
+        """Whether the bootstrap has anything to resample (a class drawn at random with >= 2 pairs)."""
+        return bool(np.any(self._class_lam > 0))
+
+    @property
+    def bootstrap(self) -> "BootstrapPlan":
+        """Stratified Rao-Wu plan over the pairs (built on first use: its arrays have one entry per pair)."""
+        if self._bootstrap is None:
+            strata = [(c.first_pair, c.pairs, c.pairs / c.population if c.kind != "random" else 0.0)
+                      for c in self.classes]
+            self._bootstrap = BootstrapPlan(np.repeat(np.arange(self.n_pairs), 2), self.n_pairs, strata)
+        return self._bootstrap
+
+    def class_of(self, pair):
+        """Class index of each pair index (int tensor)."""
+        starts = tf.constant(self._class_starts[1:])
+        return tf.reduce_sum(tf.cast(pair[..., None] >= starts, tf.int32), -1)
+
+    def pair_weights(self, pair):
+        """Importance weight of each pair's two samples; 0 for pair indices beyond the plan (padding)."""
+        w = tf.gather(tf.constant(self._class_weights), self.class_of(pair))
+        return tf.where(pair < self.n_pairs, w, tf.zeros_like(w))
+
+    def poisson_multipliers(self, key, rows, pair, n_boot: int):
+        """Bootstrap weight multipliers [c, B, len(pair)] drawn per (row, pair, replicate) on their
+        own: 1 - lam + lam * Poisson(1), mean 1 and the Rao-Wu variance lam^2 = 1 - f of each size
+        class (the Poisson bootstrap: what a budget streamed in pieces can resample)."""
+        u = _random.uniform_blocks(key, rows, pair, n_boot)                       # [c, L, B]
+        counts = tf.reduce_sum(tf.cast(u[..., None] > tf.constant(POISSON_CDF, tf.float32), tf.float64), -1)
+        lam = tf.gather(tf.constant(self._class_lam), self.class_of(pair))[None, :, None]
+        return tf.transpose(1.0 - lam + lam * counts, [0, 2, 1])
+
+    # ---- graph ---------------------------------------------------------------------------------
+    def prepare(self, keys, rows):
+        """Per-instance state: the table rows chosen by the without-replacement classes, [c, pairs]."""
+        picks = []
+        for i, (c, offset) in enumerate(zip(self._table, self._offsets[len(self._full):])):
+            u = _random.uniform(keys[1 + i], rows, (c.population,))
+            picks.append(offset + tf.math.top_k(u, c.pairs).indices)
+        if not picks:
+            return tf.zeros([tf.shape(rows)[0], 0], tf.int32)
+        return tf.concat(picks, axis=1)
+
+    def pairs(self, keys, rows, state, pair):
+        """The sets of the given pairs, {0, 1} float32 [c, len(pair)] + [d] (their complements are
+        1 - sets). ``pair``: int32 [L] pair indices; indices beyond the plan give a valid set (padding,
+        to be weighted 0)."""
+        d, c = self.n_features, tf.shape(rows)[0]
+        pair = tf.minimum(pair, self.n_pairs - 1)
+        n_fixed = sum(cl.pairs for cl in self._full)
+        parts = None
+        if self.n_table_pairs:
+            idx = tf.broadcast_to(pair[None, :], tf.stack([c, tf.shape(pair)[0]]))
+            if self._table:
+                drawn = tf.gather(state, tf.clip_by_value(pair - n_fixed, 0, tf.shape(state)[1] - 1), axis=1)
+                idx = tf.where(pair[None, :] < n_fixed, idx, drawn)
+            table = tf.cast(tf.gather(tf.constant(self._sets), tf.minimum(idx, len(self._sets) - 1)), tf.float32)
+            parts = table
+        if self._random:
+            q = tf.maximum(pair - self.n_table_pairs, 0)
+            cls = tf.reduce_sum(tf.cast(q[:, None] >= tf.constant(self._random_starts[1:]), tf.int32), -1)
+            u = _random.uniform_blocks(keys[0], rows, q, d)                        # [c, L, d]
+            if self._random_middle.any():  # the middle layer's canonical member holds the last player
+                middle = tf.gather(tf.constant(self._random_middle), cls)
+                last = tf.constant(np.arange(d) == d - 1)
+                u = tf.where(middle[None, :, None] & last, tf.zeros_like(u), u)
+            sizes = tf.broadcast_to(tf.gather(tf.constant(self._random_sizes), cls)[None], tf.shape(u)[:2])
+            drawn = random_subsets(u, sizes)
+            parts = drawn if parts is None else tf.where((pair < self.n_table_pairs)[None, :, None], parts, drawn)
+        return parts
 
     def __call__(self, keys, rows, x) -> Sample:
-        c = tf.shape(x)[0]
-        d = self.n_features
-        blocks = []
-        for i, (s, k, kind, table, is_middle) in enumerate(self.classes):
-            if kind == "full":
-                sets = tf.tile(tf.constant(table)[None], [c, 1, 1])
-            elif kind == "without_replacement":
-                u = _random.uniform(keys[i], rows, (len(table),))
-                _, idx = tf.math.top_k(u, k)
-                sets = tf.gather(tf.constant(table), idx)
-            else:
-                width = d - 1 if is_middle else d
-                u = _random.uniform(keys[i], rows, (k, width))
-                sets = random_subsets(u, s - 1 if is_middle else s)
-                if is_middle:
-                    sets = tf.concat([sets, tf.ones([c, k, 1])], -1)
-            blocks += [sets, 1.0 - sets]
-        z = tf.concat(blocks, axis=1) if blocks else tf.zeros([c, 0, d])
+        """All the plan's samples at once (interleaved pairs)."""
+        c, d = tf.shape(x)[0], self.n_features
+        if self.n_pairs == 0:
+            return Sample(tf.zeros([c, 0, d]), tf.zeros([0]), None)
+        sets = self.pairs(keys, rows, self.prepare(keys, rows), tf.range(self.n_pairs))
+        z = tf.reshape(tf.stack([sets, 1.0 - sets], axis=2), [c, self.n_samples, d])
         return Sample(z, tf.constant(self.weights), None)
 
 
@@ -311,7 +430,8 @@ class GaussianTabularSampler:
 
     Continuous features: N(0, 1) draws mapped to ``z * std + mean`` of the training data; categorical
     features: values drawn from their training frequencies, represented for the surrogate as
-    1{value == instance's value}. Row 0 of every instance's sample is the instance itself.
+    1{value == instance's value}. Row 0 of every instance's sample is the instance itself; sample i's
+    numbers come from block i - 1 of the row's streams (:meth:`chunk` generates any piece).
     """
 
     n_keys = 2
@@ -341,15 +461,24 @@ class GaussianTabularSampler:
             self.col_slot = np.zeros(d, np.int64)
             self.col_slot[self.cat_columns] = np.arange(len(self.cat_columns))
 
-    def __call__(self, keys, rows, x) -> Sample:
-        m, d = self.n_samples, self.n_features
+    def origin(self, x):
+        """The instance's own representation [c, d]: standardized values, 1 for categorical features."""
+        z0 = (x - tf.constant(self.mean)) / tf.constant(self.std)
+        if len(self.cat_columns):
+            z0 = tf.where(tf.constant(self.is_cat), tf.ones_like(x), z0)
+        return z0
+
+    def chunk(self, keys, rows, x, index) -> Sample:
+        """Samples ``index`` (int32 [L]) of every instance: sample 0 is the instance, sample i >= 1 reads
+        block i - 1 of the row's streams, so pieces of any size give the numbers of the whole."""
+        d = self.n_features
         mean, std = tf.constant(self.mean), tf.constant(self.std)
-        z = _random.normal(keys[0], rows, (m - 1, d))
+        draw = tf.maximum(index - 1, 0)
+        z = _random.normal_blocks(keys[0], rows, draw, d)                        # [c, L, d]
         points = z * std + mean
-        x_std = (x - mean) / std
         if len(self.cat_columns):
             n_cat, width = self.cat_values.shape
-            u = _random.uniform(keys[1], rows, (m - 1, n_cat))
+            u = _random.uniform_blocks(keys[1], rows, draw, n_cat)
             idx = tf.reduce_sum(tf.cast(u[..., None] >= tf.constant(self.cat_cdf), tf.int32), -1)
             slots = tf.range(n_cat) * width + tf.minimum(idx, width - 1)      # into the flat value table
             drawn = tf.gather(tf.reshape(tf.constant(self.cat_values), [-1]), slots)
@@ -357,7 +486,10 @@ class GaussianTabularSampler:
             is_cat = tf.constant(self.is_cat)
             points = tf.where(is_cat, drawn_full, points)
             z = tf.where(is_cat, tf.cast(tf.equal(drawn_full, x[:, None, :]), tf.float32), z)
-            x_std = tf.where(is_cat, tf.ones_like(x), x_std)
-        z = tf.concat([x_std[:, None, :], z], axis=1)
-        points = tf.concat([x[:, None, :], points], axis=1)
+        first = tf.equal(index, 0)[None, :, None]
+        z = tf.where(first, self.origin(x)[:, None, :], z)
+        points = tf.where(first, x[:, None, :], points)
         return Sample(z, None, points)
+
+    def __call__(self, keys, rows, x) -> Sample:
+        return self.chunk(keys, rows, x, tf.range(self.n_samples))

@@ -3,7 +3,7 @@ instances and outputs, solved in float64 by Cholesky (small d x d systems; XLA-c
 
 - :func:`shapley_wls`: KernelSHAP's weighted least squares with the efficiency constraint enforced
   exactly (projection onto sum(phi) = v(full) - v(empty)).
-- :func:`weighted_ridge` (+ :func:`weighted_moments`): lime's surrogate (Ridge with intercept and
+- :func:`weighted_ridge` (+ :func:`weighted_moments`, or streamed :func:`moment_sums`): lime's surrogate (Ridge with intercept and
   sample weights), with its weighted R^2 and local prediction; :func:`forward_selection` and
   :func:`highest_weights` choose features the way lime does.
 """
@@ -59,36 +59,74 @@ def _sym_solve(matrix, rhs):
     return tf.linalg.cholesky_solve(chol, rhs)
 
 
-def _shapley_design(z, y, v0, v1):
+def _players(mask, d):
+    """(mask [c, d] float64 or None, number of players [c, 1, 1] or d)."""
+    if mask is None:
+        return None, float(d)
+    mask = tf.cast(mask, _F64)
+    return mask, tf.maximum(tf.reduce_sum(mask, -1), 1.0)[:, None, None]
+
+
+def _shapley_design(z, y, v0, v1, mask=None):
     """Projected design of the constrained Shapley regression (float64): a = Z P (rows centred),
-    b = y - v0 - |S| (v1 - v0) / d, and delta = v1 - v0."""
+    b = y - v0 - |S| (v1 - v0) / d, and delta = v1 - v0. With ``mask`` [c, d] (1 for the players
+    that can change the output) the regression runs over the masked players only: d is their number,
+    |S| counts them, and the other columns of a are zero."""
     d = z.shape[-1]
+    mask, n = _players(mask, d)
     z = tf.cast(z, _F64)
+    if mask is not None:
+        z = z * mask[:, None, :]
     delta = tf.cast(v1 - v0, _F64)                                     # [c, o]
     size = tf.reduce_sum(z, -1, keepdims=True)                         # [c, m, 1]
-    b = tf.cast(y, _F64) - tf.cast(v0, _F64) - size / d * delta[:, None, :]
-    return z - size / d, b, delta
+    b = tf.cast(y, _F64) - tf.cast(v0, _F64) - size / n * delta[:, None, :]
+    a = z - size / n
+    if mask is not None:
+        a = a * mask[:, None, :]
+    return a, b, delta
 
 
-def shapley_normal_equations(z, y, weights, v0, v1):
+def constraint_term(mask, d, dtype=_F64):
+    """What the normal equations add to A^T W A to make it invertible without moving the solution
+    in 1-perp: 11^T / d, or with a player mask m, m m^T / |m| + diag(1 - m) (the left-out players'
+    coordinates are solved as 0)."""
+    if mask is None:
+        return tf.constant(1.0 / d, dtype)
+    mask, n = _players(mask, d)
+    term = mask[:, :, None] * mask[:, None, :] / n + tf.linalg.diag(1.0 - mask)
+    return tf.cast(term, dtype)
+
+
+def shapley_normal_equations(z, y, weights, v0, v1, mask=None):
     """(A^T W A + 11^T/d, A^T W b) of :func:`shapley_wls`; sums of these over independent rounds
-    give the pooled estimate."""
+    give the pooled estimate (add :func:`constraint_term` once: here it is included)."""
     d = z.shape[-1]
-    a, b, _ = _shapley_design(z, y, v0, v1)
+    a, b, _ = _shapley_design(z, y, v0, v1, mask)
     w = tf.broadcast_to(tf.cast(weights, _F64), tf.shape(a)[:2])
     aw = a * w[..., None]
-    return tf.einsum("cmi,cmj->cij", aw, a) + 1.0 / d, tf.einsum("cmi,cmo->cio", aw, b)
+    return tf.einsum("cmi,cmj->cij", aw, a) + constraint_term(mask, d), tf.einsum("cmi,cmo->cio", aw, b)
 
 
-def solve_shapley(gram, rhs, delta):
-    """phi = x + delta / d with x the solution of gram x = rhs, kept exactly in 1-perp."""
+def solve_shapley(gram, rhs, delta, mask=None):
+    """phi = x + delta / d with x the solution of gram x = rhs, kept exactly in 1-perp (over the
+    masked players, the others exactly 0, when ``mask`` [c, d] is given; gram and rhs may carry extra
+    leading batch dimensions after c, e.g. bootstrap replicates)."""
     d = gram.shape[-1]
     x = _sym_solve(gram, rhs)
-    x = x - tf.reduce_mean(x, axis=-2, keepdims=True)
-    return x + tf.cast(delta, _F64)[..., None, :] / d
+    delta = tf.cast(delta, _F64)[..., None, :]
+    if mask is None:
+        x = x - tf.reduce_mean(x, axis=-2, keepdims=True)
+        return x + delta / d
+    m, n = _players(mask, d)
+    extra = gram.shape.rank - 3
+    shape = tf.concat([tf.shape(m)[:1], tf.ones([extra], tf.int32), [d, 1]], 0)
+    m = tf.reshape(m, shape)
+    n = tf.reshape(n, tf.concat([tf.shape(m)[:1], tf.ones([extra + 2], tf.int32)], 0))
+    x = (x - tf.reduce_sum(x * m, axis=-2, keepdims=True) / n) * m
+    return x + m * delta / n
 
 
-def shapley_wls(z, y, weights, v0, v1):
+def shapley_wls(z, y, weights, v0, v1, mask=None):
     """Constrained weighted least squares of KernelSHAP -> values [c, d, o] (float32).
 
     z [c, m, d] coalitions, y [c, m, o] their values (link space), weights [m] or [c, m] sample
@@ -96,13 +134,14 @@ def shapley_wls(z, y, weights, v0, v1):
     sum_S w_S (v0 + z_S . phi - y_S)^2 subject to sum(phi) = v1 - v0, by eliminating the constraint
     with the projection P = I - 11^T/d: A = Z P, b = y - v0 - |S| (v1 - v0)/d, phi = x + (v1 - v0)/d
     with x the minimum-norm solution in 1-perp, obtained from (A^T W A + 11^T/d) x = A^T W b.
+    ``mask`` [c, d]: players that cannot change the output (0) get exactly 0 and stay out of the solve.
     """
     d = z.shape[-1]
     delta = v1 - v0
     if d == 1:
         return tf.cast(delta[:, None, :], tf.float32)
-    gram, rhs = shapley_normal_equations(z, y, weights, v0, v1)
-    return tf.cast(solve_shapley(gram, rhs, delta), tf.float32)
+    gram, rhs = shapley_normal_equations(z, y, weights, v0, v1, mask)
+    return tf.cast(solve_shapley(gram, rhs, delta, mask), tf.float32)
 
 
 def complement_pairs(pair_ids):
@@ -110,13 +149,15 @@ def complement_pairs(pair_ids):
     unit of exactly two samples is a coalition and its complement (what the samplers guarantee) and
     every other sample stands alone."""
     ids = np.asarray(pair_ids)
-    members = {}
-    for i, unit in enumerate(ids.tolist()):
-        members.setdefault(unit, []).append(i)
-    first = [g[0] for g in members.values() if len(g) == 2]
-    second = [g[1] for g in members.values() if len(g) == 2]
-    singles = [i for g in members.values() if len(g) != 2 for i in g]
-    return (np.asarray(first, np.int32), np.asarray(second, np.int32), np.asarray(singles, np.int32))
+    order = np.argsort(ids, kind="stable")
+    units, starts, counts = np.unique(ids[order], return_index=True, return_counts=True)
+    two = counts == 2
+    first, second = order[starts[two]], order[starts[two] + 1]
+    single_units = np.isin(ids, units[~two])
+    singles = np.flatnonzero(single_units)
+    # units in order of their first sample, as the samplers lay them out
+    by_first = np.argsort(first, kind="stable")
+    return (first[by_first].astype(np.int32), second[by_first].astype(np.int32), singles.astype(np.int32))
 
 
 def fold_complements(a, b, weights, pair_ids):
@@ -135,7 +176,30 @@ def fold_complements(a, b, weights, pair_ids):
             tf.concat([wf, tf.gather(w, singles, axis=1)], 1), np.asarray(pair_ids)[keep])
 
 
-def shapley_bootstrap_stderr(z, y, weights, v0, v1, multipliers, pair_ids):
+def replicate_normal_equations(a, b, w, multipliers):
+    """Bootstrap replicates' A^T W_r A [c, B, d, d] and A^T W_r b [c, B, d, o] (float64, accumulated in
+    float32: they only feed a spread) for rows a [c, m, d], b [c, m, o] with weights w [c, m] times
+    the replicates' row multipliers [c, B, m]. The constraint term is not included."""
+    a32, b32 = tf.cast(a, tf.float32), tf.cast(b, tf.float32)
+    wb = tf.cast(w[:, None], tf.float32) * tf.cast(multipliers, tf.float32)   # [c, B, m]
+    aw = a32[:, None] * wb[..., None]                                         # [c, B, m, d]
+    gram = tf.cast(tf.matmul(aw, a32[:, None], transpose_a=True), _F64)
+    rhs = tf.cast(tf.matmul(aw, b32[:, None], transpose_a=True), _F64)
+    return gram, rhs
+
+
+def bootstrap_stderr_from_normal_equations(gram, rhs, delta, mask=None):
+    """Standard deviation over bootstrap replicates (ddof = 1) of the constrained solutions of the
+    replicates' normal equations gram [c, B, d, d] (constraint term included), rhs [c, B, d, o];
+    delta [c, o]. Returns [c, d, o] float32."""
+    phi = solve_shapley(gram, rhs, tf.cast(delta, _F64)[:, None], mask)
+    mean = tf.reduce_mean(phi, axis=1, keepdims=True)
+    n_boot = tf.cast(tf.shape(phi)[1], _F64)
+    var = tf.reduce_sum(tf.square(phi - mean), axis=1) / tf.maximum(n_boot - 1.0, 1.0)
+    return tf.cast(tf.sqrt(var), tf.float32)
+
+
+def shapley_bootstrap_stderr(z, y, weights, v0, v1, multipliers, pair_ids, mask=None):
     """Standard errors of :func:`shapley_wls` by re-solving it under bootstrap weight multipliers.
 
     multipliers [c, B, units] (see ``samplers.BootstrapPlan``), pair_ids [m] (numpy) the unit of each
@@ -146,18 +210,12 @@ def shapley_bootstrap_stderr(z, y, weights, v0, v1, multipliers, pair_ids):
     d = z.shape[-1]
     if d == 1:
         return tf.zeros([tf.shape(z)[0], 1, y.shape[-1]], tf.float32)
-    a, b, delta = _shapley_design(z, y, v0, v1)
+    a, b, delta = _shapley_design(z, y, v0, v1, mask)
     a, b, w, units = fold_complements(a, b, weights, pair_ids)
-    a32, b32 = tf.cast(a, tf.float32), tf.cast(b, tf.float32)
-    w = tf.cast(w[:, None], tf.float32) * tf.cast(tf.gather(multipliers, units, axis=-1), tf.float32)  # [c, B, m']
-    aw = a32[:, None] * w[..., None]                                    # [c, B, m', d]
-    gram = tf.cast(tf.matmul(aw, a32[:, None], transpose_a=True), _F64) + 1.0 / d   # [c, B, d, d]
-    rhs = tf.cast(tf.matmul(aw, b32[:, None], transpose_a=True), _F64)              # [c, B, d, o]
-    phi = solve_shapley(gram, rhs, delta[:, None])
-    mean = tf.reduce_mean(phi, axis=1, keepdims=True)
-    n_boot = tf.cast(tf.shape(phi)[1], _F64)
-    var = tf.reduce_sum(tf.square(phi - mean), axis=1) / tf.maximum(n_boot - 1.0, 1.0)
-    return tf.cast(tf.sqrt(var), tf.float32)
+    gram, rhs = replicate_normal_equations(a, b, w, tf.gather(multipliers, units, axis=-1))
+    term = constraint_term(mask, d)
+    gram = gram + (term if mask is None else term[:, None])
+    return bootstrap_stderr_from_normal_equations(gram, rhs, delta, mask)
 
 
 # Prior variances of the interaction orders 0..3 of the adjustment model. Orders <= 2 are nearly
@@ -177,7 +235,8 @@ def _overlap_binomials(o, orders):
     return out
 
 
-def regression_adjusted_shapley(z, y, weights, v0, v1, variances=ADJUST_ORDER_VARIANCES, ridge=ADJUST_RIDGE):
+def regression_adjusted_shapley(z, y, weights, v0, v1, variances=ADJUST_ORDER_VARIANCES, ridge=ADJUST_RIDGE,
+                                mask=None):
     """Regression-adjusted KernelSHAP (after Witter, Liu & Musco 2025): fit a model g of the game on the
     sampled coalitions, take g's exact Shapley values, and estimate only the residual game v - g with
     the constrained WLS. g is a kernel ridge regression on coalition indicators with all interactions
@@ -185,10 +244,12 @@ def regression_adjusted_shapley(z, y, weights, v0, v1, variances=ADJUST_ORDER_VA
     k(S, S') = sum_t variances[t] C(o, t); its Shapley values are closed-form,
     phi_j(g) = sum_a alpha_a 1{j in S_a} sum_{t>=1} variances[t] C(|S_a| - 1, t - 1) / t.
     Efficiency still holds exactly. Returns (values [c, d, o] float32, residual values [c, m, o] and
-    residual endpoints (r0 [c, o], r1 [c, o]) for error estimates).
+    residual endpoints (r0 [c, o], r1 [c, o]) for error estimates). ``mask`` [c, d]: players that
+    cannot change the output (0) are left out of the model and of the regression (their values are 0).
     """
-    d = z.shape[-1]
     z64 = tf.cast(z, _F64)
+    if mask is not None:
+        z64 = z64 * tf.cast(mask, _F64)[:, None, :]
     m = tf.shape(z64)[1]
     w = tf.broadcast_to(tf.cast(weights, _F64), tf.shape(z64)[:2])
     w = w / tf.reduce_mean(w, axis=1, keepdims=True)
@@ -207,12 +268,12 @@ def regression_adjusted_shapley(z, y, weights, v0, v1, variances=ADJUST_ORDER_VA
     g1 = tf.einsum("cmo,cm->co", alpha, full)                                  # g(full)
     residual = yc - fitted + g0[:, None, :]                                   # r - r(empty): r0 = 0
     r1 = tf.cast(v1 - v0, _F64) - g1 + g0
-    gram, rhs = shapley_normal_equations(z, residual, weights, tf.zeros([y.shape[-1]], _F64), r1)
-    phi_r = solve_shapley(gram, rhs, r1)
+    gram, rhs = shapley_normal_equations(z, residual, weights, tf.zeros([y.shape[-1]], _F64), r1, mask)
+    phi_r = solve_shapley(gram, rhs, r1, mask)
     return tf.cast(phi_g + phi_r, tf.float32), residual, r1
 
 
-def adjusted_bootstrap_stderr(z, y, weights, v0, v1, multipliers, pair_ids):
+def adjusted_bootstrap_stderr(z, y, weights, v0, v1, multipliers, pair_ids, mask=None):
     """Standard errors of :func:`regression_adjusted_shapley`: each bootstrap replicate refits the
     adjustment model too (its fit on the same samples is where most of the estimate comes from), so
     the B replicates run as one batch of c * B problems. Returns [c, d, o] (ddof = 1)."""
@@ -221,7 +282,8 @@ def adjusted_bootstrap_stderr(z, y, weights, v0, v1, multipliers, pair_ids):
     w = tf.cast(weights, _F64) * tf.gather(multipliers, pair_ids, axis=-1)     # [c, B, m]
     tile = lambda t: tf.reshape(tf.repeat(t[:, None], n_boot, axis=1),       # noqa: E731
                                 tf.concat([[c * n_boot], tf.shape(t)[1:]], 0))
-    phi, _, _ = regression_adjusted_shapley(tile(z), tile(y), tf.reshape(w, [c * n_boot, m]), v0, tile(v1))
+    phi, _, _ = regression_adjusted_shapley(tile(z), tile(y), tf.reshape(w, [c * n_boot, m]), v0, tile(v1),
+                                            mask=None if mask is None else tile(mask))
     phi = tf.reshape(tf.cast(phi, _F64), tf.concat([[c, n_boot], tf.shape(phi)[1:]], 0))
     mean = tf.reduce_mean(phi, axis=1, keepdims=True)
     var = tf.reduce_sum(tf.square(phi - mean), axis=1) / tf.maximum(tf.cast(n_boot, _F64) - 1.0, 1.0)
@@ -252,6 +314,42 @@ def weighted_moments(x, y, w) -> Moments:
         xy=tf.einsum("cmp,cmo->cop", xw, yc),
         yy=tf.einsum("cm,cmo->co", w, yc * yc),
         x_mean=x_mean, y_mean=y_mean)
+
+
+class MomentSums(NamedTuple):
+    """Weighted sums of a regression problem about a reference point (x0, y0), float64; sums over
+    pieces of the samples add up (streaming), and :func:`moments_from_sums` centres them. Taking
+    the sums about the instance itself keeps the centring free of cancellation."""
+
+    w: tf.Tensor    # [c]
+    x: tf.Tensor    # [c, p]
+    y: tf.Tensor    # [c, o]
+    xx: tf.Tensor   # [c, p, p]
+    xy: tf.Tensor   # [c, o, p]
+    yy: tf.Tensor   # [c, o]
+
+
+def moment_sums(x, y, w, x0, y0) -> MomentSums:
+    """x [c, m, p], y [c, m, o], w [c, m]; x0 [c, p], y0 [c, o] the reference point."""
+    x = tf.cast(x, _F64) - tf.cast(x0, _F64)[:, None, :]
+    y = tf.cast(y, _F64) - tf.cast(y0, _F64)[:, None, :]
+    w = tf.cast(w, _F64)
+    xw = x * w[..., None]
+    return MomentSums(
+        w=tf.reduce_sum(w, -1), x=tf.reduce_sum(xw, 1), y=tf.einsum("cm,cmo->co", w, y),
+        xx=tf.einsum("cmi,cmj->cij", xw, x), xy=tf.einsum("cmp,cmo->cop", xw, y),
+        yy=tf.einsum("cm,cmo->co", w, y * y))
+
+
+def moments_from_sums(sums: MomentSums, x0, y0) -> Moments:
+    """Centred :class:`Moments` from :func:`moment_sums` taken about (x0, y0)."""
+    sw = tf.maximum(sums.w, 1e-300)[:, None]  # all weights underflowed: stay finite
+    xm, ym = sums.x / sw, sums.y / sw                                  # means about the reference
+    return Moments(
+        gram=sums.xx - sw[..., None] * xm[:, :, None] * xm[:, None, :],
+        xy=sums.xy - sw[..., None] * ym[:, :, None] * xm[:, None, :],
+        yy=sums.yy - sw * ym * ym,
+        x_mean=xm + tf.cast(x0, _F64), y_mean=ym + tf.cast(y0, _F64))
 
 
 def masked_ridge(mom: Moments, mask, alpha: float):
