@@ -168,7 +168,7 @@ def faithfulness_correlation(model, x, attributions, *, baseline=None, subset_si
     when the subset is set to the baseline. ``subsets`` ([runs, d] or [n, runs, d] masks) fixes them."""
     data, values, game = _prepare(model, x, attributions, baseline, target, batch_size)
     n, d = data.shape
-    masks = _subsets_arg(subsets, n, d, subset_size or max(1, d // 4), n_runs, seed)
+    masks = _subsets_arg(subsets, n, d, max(1, d // 4) if subset_size is None else subset_size, n_runs, seed)
     drop = _subset_drops(game, data, masks)
     summed = np.einsum("nrd,nd->nr", masks, values)
     a = summed - summed.mean(1, keepdims=True)
