@@ -134,3 +134,28 @@ def test_explaining_saved_models_and_reexporting(how, rng, tmp_path):
 def test_export_rejects_non_explainers(tmp_path):
     with pytest.raises(TypeError, match="explainer"):
         tfexplain.export(object(), tmp_path / "x")
+
+
+def _tiny_explainer(d=3, n_bg=4, seed=0, model=None, **kw):
+    bg = np.random.default_rng(seed).normal(size=(n_bg, d)).astype(np.float32)
+    model = model or (lambda t: tf.reduce_sum(t * tf.constant([1.0, -2.0, 0.5, 3.0, 1.5, -1.0][:d]), 1))
+    return tfexplain.KernelShap(model, bg, n_samples=2 * d + 2, n_bootstrap=0, **kw)
+
+
+def test_export_refuses_to_overwrite_an_existing_artifact(tmp_path):
+    path = tmp_path / "artifact"
+    tfexplain.export(_tiny_explainer(3), path)
+    with pytest.raises(FileExistsError, match=str(path)):
+        tfexplain.export(_tiny_explainer(4), path)
+    assert tf.saved_model.load(str(path)).signatures["explain"].structured_input_signature[1]["x"].shape[1] == 3
+    tfexplain.export(_tiny_explainer(4), path, overwrite=True)
+    assert tf.saved_model.load(str(path)).signatures["explain"].structured_input_signature[1]["x"].shape[1] == 4
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    tfexplain.export(_tiny_explainer(3), empty)  # an existing empty folder is fine
+    assert (empty / "saved_model.pb").exists()
+    a_file = tmp_path / "file"
+    a_file.write_text("not an artifact")
+    with pytest.raises(FileExistsError, match=str(a_file)):
+        tfexplain.export(_tiny_explainer(3), a_file, overwrite=True)
+    assert a_file.read_text() == "not an artifact"

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 
 import tensorflow as tf
 
@@ -14,7 +16,44 @@ def _trackable(obj):
     return isinstance(obj, tf.Module) or isinstance(obj, tf.__internal__.tracking.AutoTrackable)
 
 
-def export(explainer: Explainer, path, jit_compile: bool = False) -> str:
+def _check_target(path: str, overwrite: bool) -> bool:
+    """Whether ``path`` holds something that ``overwrite=True`` replaces; raises unless allowed."""
+    if not tf.io.gfile.exists(path):
+        return False
+    if not tf.io.gfile.isdir(path):
+        raise FileExistsError(f"`path` {path!r} exists and is not a directory; export writes a SavedModel folder.")
+    if not tf.io.gfile.listdir(path):
+        return False
+    if not overwrite:
+        raise FileExistsError(f"`path` {path!r} exists and is not empty; pass overwrite=True to replace it.")
+    return True
+
+
+def _save_replacing(module, path: str, signatures) -> None:
+    """Saves next to ``path`` and swaps it in, so a failed export leaves the old artifact intact."""
+    if "://" in path:  # remote file systems: no atomic folder rename
+        tf.io.gfile.rmtree(path)
+        tf.saved_model.save(module, path, signatures=signatures)
+        return
+    parent, name = os.path.split(os.path.abspath(path))
+    fresh = tempfile.mkdtemp(prefix=f".{name}.new-", dir=parent)
+    try:
+        tf.saved_model.save(module, fresh, signatures=signatures)
+        old = tempfile.mkdtemp(prefix=f".{name}.old-", dir=parent)
+        os.rmdir(old)
+        os.rename(path, old)
+        try:
+            os.rename(fresh, path)
+        except BaseException:
+            os.rename(old, path)
+            raise
+    except BaseException:
+        shutil.rmtree(fresh, ignore_errors=True)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def export(explainer: Explainer, path, jit_compile: bool = False, *, overwrite: bool = False) -> str:
     """Writes a SavedModel at ``path`` with signatures
 
     - ``serving_default``: x float32 [None, d] -> {"output_0": model output}
@@ -23,13 +62,19 @@ def export(explainer: Explainer, path, jit_compile: bool = False) -> str:
     - ``explain_default_seed``: x only, seed 0
 
     Background data, training statistics and configuration are constants of the graph. With
-    ``jit_compile=True`` the explain function is compiled with XLA when it runs. Returns ``path``.
+    ``jit_compile=True`` the explain function is compiled with XLA when it runs.
+
+    ``path`` must not exist, or be an empty folder: an existing artifact raises ``FileExistsError``
+    unless ``overwrite=True`` (then the new one is written beside it and swapped in). Returns ``path``.
     """
     if not isinstance(explainer, Explainer):
         raise TypeError(f"`explainer` must be a tfexplain explainer, got {type(explainer).__name__}.")
     if not isinstance(jit_compile, bool):
         raise TypeError(f"`jit_compile` must be a bool, got {type(jit_compile).__name__}.")
+    if not isinstance(overwrite, bool):
+        raise TypeError(f"`overwrite` must be a bool, got {type(overwrite).__name__}.")
     path = os.fspath(path)
+    replace = _check_target(path, overwrite)
     d = explainer.n_features
     x_spec = tf.TensorSpec([None, d], tf.float32, name="x")
     seed_spec = tf.TensorSpec([], tf.int64, name="seed")
@@ -60,5 +105,8 @@ def export(explainer: Explainer, path, jit_compile: bool = False) -> str:
     is_keras = type(explainer.model).__module__.split(".")[0] in ("keras", "tf_keras")
     if _trackable(explainer.model) and not is_keras:
         module.model = explainer.model
-    tf.saved_model.save(module, path, signatures=signatures)
+    if replace:
+        _save_replacing(module, path, signatures)
+    else:
+        tf.saved_model.save(module, path, signatures=signatures)
     return path
