@@ -159,3 +159,12 @@ def test_export_refuses_to_overwrite_an_existing_artifact(tmp_path):
     with pytest.raises(FileExistsError, match=str(a_file)):
         tfexplain.export(_tiny_explainer(3), a_file, overwrite=True)
     assert a_file.read_text() == "not an artifact"
+
+
+def test_export_rejects_models_outside_the_graph(tmp_path):
+    with pytest.warns(UserWarning, match="numpy_function"):
+        explainer = _tiny_explainer(3, model=lambda a: np.tanh(a).sum(1))
+    assert explainer(np.ones((1, 3), np.float32)).values.shape == (1, 3)  # in-process it works
+    with pytest.raises(ValueError, match=r"tfexplain.export.*numpy_function.*Keras model"):
+        tfexplain.export(explainer, tmp_path / "artifact")
+    assert not (tmp_path / "artifact").exists()

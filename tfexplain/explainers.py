@@ -19,7 +19,7 @@ from ._validation import as_choice, as_int, as_matrix, as_names, as_seed
 from .evaluation import chunked_map, evaluate
 from .explanation import Explanation
 from .maskers import BackgroundMasker, PointMasker
-from .models import as_2d, as_model_fn, probe_output
+from .models import ModelAdapter, as_2d
 from .samplers import GaussianTabularSampler, KernelSampler, LeverageSampler
 
 DEFAULT_BATCH_SIZE = 2**17
@@ -57,8 +57,11 @@ class Explainer:
         self.jit_compile = jit_compile
         self.link = as_choice(link, "link", {"identity", "logit"})
         self._link = _link_fn(self.link)
-        self._model_fn = as_model_fn(model, output_key)
-        n_out, self._squeeze = probe_output(self._model_fn, probe)
+        self._adapter = ModelAdapter(model, probe, output_key, warn=not jit_compile)
+        if jit_compile:
+            self._adapter.require_in_graph("`jit_compile=True`")
+        self._model_fn = self._adapter.fn
+        n_out, self._squeeze = self._adapter.n_outputs, self._adapter.squeeze
         self.targets, self._single = self._resolve_target(target, default_target, n_out)
         self.n_outputs = len(self.targets)
         self.feature_names = as_names(feature_names, n_features, "feature_names", "x")

@@ -73,6 +73,7 @@ def export(explainer: Explainer, path, jit_compile: bool = False, *, overwrite: 
         raise TypeError(f"`jit_compile` must be a bool, got {type(jit_compile).__name__}.")
     if not isinstance(overwrite, bool):
         raise TypeError(f"`overwrite` must be a bool, got {type(overwrite).__name__}.")
+    explainer._adapter.require_in_graph("`tfexplain.export`")
     path = os.fspath(path)
     replace = _check_target(path, overwrite)
     d = explainer.n_features
