@@ -178,3 +178,75 @@ def test_metrics_accept_numpy_models(rng):
         got = metrics.deletion(lambda arr: mlp_numpy(params, arr), x, a)
     ref = metrics.deletion(mlp_tf(params), x, a)
     np.testing.assert_allclose(got.values, ref.values, rtol=1e-5, atol=1e-6)
+
+
+# ---- items 1 and 4: logit link on non-probabilities, NaN model outputs ----------------------------
+
+def _exact_rows(x, background):
+    """The model rows an exact-sampler KernelShap evaluates for instance x: every proper non-empty
+    coalition against every background row, then x itself."""
+    import itertools
+    d = len(x)
+    rows = [np.where(np.array(bits, bool), x, b) for bits in itertools.product([0, 1], repeat=d)
+            if 0 < sum(bits) < d for b in background]
+    return np.array(rows + [x], np.float32)
+
+
+def test_logit_link_rejects_logit_outputs_at_construction(rng):
+    w = np.array([8.0, -8.0, 4.0], np.float32)
+    bg = rng.normal(size=(5, 3)).astype(np.float32)
+    outside = int(np.sum((bg @ w < 0) | (bg @ w > 1)))
+    with pytest.raises(ValueError, match=rf"`model`.*outside \[0, 1\] on {outside} of 5 `background` rows.*"
+                                         r"link='logit' expects probabilities.*link='identity'"):
+        tfexplain.KernelShap(lambda t: tf.linalg.matvec(t, tf.constant(w))[:, None], bg, link="logit")
+    ok = tfexplain.KernelShap(lambda t: tf.sigmoid(tf.linalg.matvec(t, tf.constant(w)))[:, None], bg, link="logit",
+                              sampler="exact")(bg[:2])
+    assert np.all(np.isfinite(ok.values)) and np.abs(ok.values).max() > 1  # log-odds, not clipped zeros
+
+
+def test_logit_link_outputs_outside_unit_interval_at_call_time(rng):
+    bg = rng.uniform(-1, 1, size=(4, 3)).astype(np.float32)  # 0.5 + 0.1 * sum in [0.2, 0.8] on the background
+    x = np.array([[0.1, 0.2, 0.3], [10.0, 0.0, 0.0]], np.float32)
+    explainer = tfexplain.KernelShap(lambda t: 0.5 + 0.1 * tf.reduce_sum(t, 1), bg, link="logit", sampler="exact")
+    rows = _exact_rows(x[1], bg)
+    p = 0.5 + 0.1 * rows.sum(1)
+    outside = int(np.sum((p < 0) | (p > 1)))
+    assert 0 < outside < len(rows)
+    with pytest.raises(ValueError, match=rf"outside \[0, 1\] on {outside} of {len(rows)} rows.*instance 1 of `x`"
+                                         r".*link='logit' expects probabilities") as info:
+        explainer(x)
+    assert "NaN or Inf" not in str(info.value)
+    explainer(x[:1])  # the other instance is fine on its own
+
+
+def test_nan_background_outputs_are_rejected_at_construction(rng):
+    def log_model(t):
+        return tf.math.log(t[:, 0]) + t[:, 1]
+
+    bg = rng.uniform(0.5, 1.5, size=(5, 3)).astype(np.float32)
+    bg[[1, 3], 0] = -1.0
+    with pytest.raises(ValueError, match=r"`model` returned NaN or Inf on 2 of 5 `background` rows \(first: row 1\)"):
+        tfexplain.KernelShap(log_model, bg)
+    with pytest.raises(ValueError, match=r"`model` returned NaN or Inf on 1 of the first 2 `training_data` rows"):
+        tfexplain.Lime(log_model, bg[1:], n_samples=20)
+
+
+@pytest.mark.parametrize("method", ["KernelShap", "Lime"])
+def test_nan_outputs_on_explained_rows_raise_at_call_time(method, rng):
+    def log_model(t):
+        return tf.math.log(t[:, 0]) + t[:, 1]
+
+    bg = rng.uniform(0.5, 1.5, size=(4, 3)).astype(np.float32)
+    x = np.array([[1.0, 1.0, 1.0], [1.0, 0.5, 0.5], [-1.0, 1.0, 1.0]], np.float32)
+    if method == "KernelShap":
+        explainer = tfexplain.KernelShap(log_model, bg, sampler="exact")
+        rows = _exact_rows(x[2], bg)
+    else:
+        explainer = tfexplain.Lime(log_model, bg, n_samples=20)
+        points = explainer.samples(x[2:], seed=5, row_offset=2)["points"][0]
+        rows = np.concatenate([points, x[2:]])
+    bad = int(np.sum(rows[:, 0] <= 0))
+    with pytest.raises(ValueError, match=rf"`model` returned NaN or Inf on {bad} of {len(rows)} rows"
+                                         r".*instance 2 of `x`"):
+        explainer(x, seed=5)
+    assert np.all(np.isfinite(explainer(x[:2], seed=5).values))

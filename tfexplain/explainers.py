@@ -14,7 +14,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from . import _random, kernels, solvers
+from . import _diagnostics, _random, kernels, solvers
 from ._validation import as_choice, as_int, as_matrix, as_names, as_seed
 from .evaluation import chunked_map, evaluate
 from .explanation import Explanation
@@ -28,11 +28,17 @@ MAX_ADJUST_SAMPLES = 256
 _LOGIT_EPS = 1e-7
 
 
+def _logit(t):
+    """log(p / (1 - p)) of p clipped to [eps, 1 - eps]; NaN where t is not in [0, 1] (NaN, Inf, or a
+    logit / score: no probability, and clipping it would quietly explain a constant)."""
+    p = tf.clip_by_value(t, _LOGIT_EPS, 1.0 - _LOGIT_EPS)
+    return tf.where(_diagnostics.inside_unit(t), tf.math.log(p) - tf.math.log1p(-p), tf.constant(np.nan, t.dtype))
+
+
 def _link_fn(name):
     if name == "identity":
         return lambda t: t
-    return lambda t: (lambda p: tf.math.log(p) - tf.math.log1p(-p))(
-        tf.clip_by_value(t, _LOGIT_EPS, 1.0 - _LOGIT_EPS))
+    return _logit
 
 
 def _row_ids(n: int, offset: int) -> np.ndarray:
@@ -45,6 +51,7 @@ class Explainer:
     """Base class: owns the model adapter, target selection, the graph and the call boundary."""
 
     method = "explainer"
+    _probe_arg = "data"  # the constructor argument whose first rows probe the model (for messages)
 
     def _setup(self, model, probe, *, n_features, sampler, masker, kernel, target, default_target,
                link, batch_size, jit_compile, feature_names, output_names, output_key):
@@ -64,6 +71,7 @@ class Explainer:
         n_out, self._squeeze = self._adapter.n_outputs, self._adapter.squeeze
         self.targets, self._single = self._resolve_target(target, default_target, n_out)
         self.n_outputs = len(self.targets)
+        self._check_probe(self._adapter.probe[:, self.targets])
         self.feature_names = as_names(feature_names, n_features, "feature_names", "x")
         all_names = as_names(output_names, n_out, "output_names", "output ")
         self.output_names = [all_names[t] for t in self.targets]
@@ -76,6 +84,10 @@ class Explainer:
                                jit_compile=jit_compile, input_signature=signature)
         self._samples_fn = tf.function(functools.partial(self._sample_graph), autograph=False,
                                        input_signature=signature)
+
+    def _check_probe(self, y):
+        """Model outputs on the probe rows must be finite (probabilities for link="logit")."""
+        _diagnostics.check_rows(y, self._probe_arg, logit=self.link == "logit", first=True)
 
     @staticmethod
     def _resolve_target(target, default, n_out):
@@ -97,10 +109,16 @@ class Explainer:
         return idx, single
 
     # ---- graph -------------------------------------------------------------------------------
-    def _model_outputs(self, rows):
-        """Model on rows -> [rows, o] of the explained outputs."""
+    def _explained_outputs(self, rows):
+        """Model on rows -> [rows, o] of the explained outputs, as the model returns them."""
         out = as_2d(self._model_fn(rows), self._squeeze)
         return tf.gather(out, tf.constant(self.targets, tf.int32), axis=1)
+
+    def _model_outputs(self, rows):
+        """Model on rows -> [rows, o] of the explained outputs. With link="logit" a row's output outside
+        [0, 1] becomes NaN here, before a masker's mean over background rows could hide it."""
+        out = self._explained_outputs(rows)
+        return _diagnostics.nan_outside_unit(out) if self.link == "logit" else out
 
     def _keys(self, seed):
         """The sampler's stream keys, then one for the solver (e.g. bootstrap)."""
@@ -178,11 +196,17 @@ class Explainer:
         return self._run(data, seed, rows)
 
     def _run(self, data: np.ndarray, seed: int, rows) -> Explanation:
-        """Explains validated rows ``data`` whose random streams are the global row ids ``rows``."""
+        """Explains validated rows ``data`` whose random streams are the global row ids ``rows``.
+
+        Raises ValueError when an explanation is not finite: the model gave NaN / Inf (or, with
+        link="logit", a value outside [0, 1]) on some of its rows, which the graph propagates as NaN."""
         start = time.perf_counter()
         out = self._fn(tf.constant(data), tf.constant(seed, tf.int64), tf.constant(rows, tf.int64))
         out = {k: v.numpy() for k, v in out.items()}
         seconds = time.perf_counter() - start
+        bad = _diagnostics.nonfinite_instances(out, len(data))
+        if bad.size:  # only on failure: re-evaluate the failing instances' rows to say what went wrong
+            _diagnostics.raise_for_nonfinite(self, data, seed, np.asarray(rows), bad, self._explained_outputs)
         return self._explanation(data, out, seconds)
 
     @property
@@ -313,12 +337,19 @@ class KernelShap(Explainer):
                     output_names=output_names, output_key=output_key)
         self.base_values = self._background_value()
 
+    def _check_probe(self, y):
+        pass  # _background_value checks every background row
+
     def _background_value(self):
-        """link(weighted mean model output over the background), computed once, eagerly."""
+        """link(weighted mean model output over the background), computed once, eagerly. Raises
+        ValueError if the model gives NaN / Inf on a background row (or, for link="logit", a value
+        outside [0, 1])."""
         bg = self.background
-        outs = [self._model_outputs(tf.constant(bg[i:i + self.batch_size])).numpy()
+        outs = [self._explained_outputs(tf.constant(bg[i:i + self.batch_size])).numpy()
                 for i in range(0, len(bg), self.batch_size)]
-        mean = np.einsum("ko,k->o", np.concatenate(outs, 0).astype(np.float64), self.masker.weights)
+        outs = np.concatenate(outs, 0).astype(np.float64)
+        _diagnostics.check_rows(outs, "background", logit=self.link == "logit")
+        mean = np.einsum("ko,k->o", outs, self.masker.weights)
         return self._link(tf.constant(mean, tf.float32)).numpy()
 
     @property
@@ -477,6 +508,7 @@ class Lime(Explainer):
     """
 
     method = "Lime"
+    _probe_arg = "training_data"
 
     def __init__(self, model, training_data, *, n_samples=5000, kernel_width=None, num_features=10,
                  feature_selection="auto", categorical_features=None, target=None, alpha=1.0,
