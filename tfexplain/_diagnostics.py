@@ -71,11 +71,16 @@ def nonfinite_instances(out: dict, n: int, keys=("values", "fx", "intercept")) -
     return np.flatnonzero(bad)
 
 
-def _instance_rows(explainer, x: np.ndarray, seed: int, row: int):
+def _instance_rows(explainer, x: np.ndarray, seed: int, row: int, notes: list):
     """Model-input rows explaining instance ``x`` [1, d] evaluates, in chunks of at most batch_size:
-    the instance itself, then the rows of its samples (as ``samples()`` draws them)."""
+    the instance itself, then the rows of its samples (as ``samples()`` draws them; with
+    ``tolerance=``, its first round)."""
     yield x
-    sample = explainer.samples(x, seed, row_offset=row)
+    try:
+        sample = explainer.samples(x, seed, row_offset=row)
+    except Exception as err:  # noqa: BLE001 -- the diagnostic must not hide the error it reports
+        notes.append(f"its sampled rows could not be re-drawn ({type(err).__name__}: {err})")
+        return
     if "points" in sample:  # the sampler made model-space points (LIME)
         points = sample["points"].reshape(-1, x.shape[1])
         for i in range(0, len(points), explainer.batch_size):
@@ -98,13 +103,15 @@ def raise_for_nonfinite(explainer, data: np.ndarray, seed: int, rows, bad: np.nd
     logit = explainer.link == "logit"
     checked = [int(i) for i in bad[:MAX_DIAGNOSED]]
     total = n_nonfinite = n_outside = 0
+    notes = []
     for i in checked:
-        for chunk in _instance_rows(explainer, data[i:i + 1], seed, int(rows[i])):
+        for chunk in _instance_rows(explainer, data[i:i + 1], seed, int(rows[i]), notes):
             y = model_outputs(tf.constant(chunk, tf.float32)).numpy()
             nonfinite, outside = _row_counts(y, logit)
             total += len(y)
             n_nonfinite += int(nonfinite.sum())
             n_outside += int(outside.sum())
+
     def listed(idx):
         return ", ".join(map(str, idx[:10])) + (", ..." if len(idx) > 10 else "")
 
@@ -121,10 +128,12 @@ def raise_for_nonfinite(explainer, data: np.ndarray, seed: int, rows, bad: np.nd
         raise RuntimeError(
             f"the explanation of {which} is not finite although the model's outputs on those {total} rows "
             f"were finite{' and inside [0, 1]' if logit else ''} when re-evaluated (a model that is not "
-            f"deterministic?, or a numerical failure of the solver).")
+            f"deterministic?, or a numerical failure of the solver){' (' + notes[0] + ')' if notes else ''}.")
     message = " and ".join(problems) + f" evaluated to explain {which}"
     if len(checked) < len(bad):
         message += f"; the explanations of {len(bad)} instances are not finite: [{listed(bad)}]"
     if n_outside:
         message += f"; {_logit_advice()}"
+    if notes:
+        message += f" ({notes[0]})"
     raise ValueError(message + ".")

@@ -189,6 +189,10 @@ class Explainer:
 
         seed: int; row i's random stream depends on (seed, row_offset + i) only, so a dataset
         explained in any batching gives the same numbers as in one call.
+
+        Raises ValueError for bad arguments (before tracing), and when an explanation is not finite:
+        the message says on how many of the failing instances' rows the model gave NaN / Inf (or, with
+        link="logit", outputs outside [0, 1]).
         """
         data = as_matrix(x, "x", n_features=self.n_features, allow_vector=True)
         seed = as_seed(seed)
@@ -249,8 +253,13 @@ class KernelShap(Explainer):
 
     explainer = KernelShap(model, background); exp = explainer(x, seed=0)
 
-    model: Keras 3 / tf_keras model, tf.Module, tf.function, a loaded SavedModel's callable, or any
-        callable of TF ops mapping float32 [rows, d] to [rows] or [rows, outputs].
+    model: Keras 3 / tf_keras model (or its bound ``predict``), tf.Module, tf.function (inputs are cast
+        to its ``input_signature`` dtype), a loaded SavedModel's callable, or any callable of TF ops
+        mapping float32 [rows, d] to [rows] or [rows, outputs]. Other Python / NumPy callables
+        (scikit-learn's ``predict_proba``, a lambda calling ``model.predict``) run through
+        ``tf.numpy_function`` with a warning: slower, and no ``jit_compile`` or ``tfexplain.export``.
+        The model must give finite outputs: NaN / Inf on a background row raises ValueError here, on
+        an explained instance's rows at call time.
     background: [k, d] rows that stand in for absent features (k >= 1; shap recommends <= 100,
         e.g. a k-means summary); background_weights: optional [k] weights.
     n_samples: coalitions per instance (default 2d + 2048, as shap); >= 2^d - 2 enumerates all of them
@@ -268,7 +277,8 @@ class KernelShap(Explainer):
         of that instance's attributions (Covert & Lee 2021), or ``max_samples`` (default 20 rounds)
         is reached; the estimate pools all rounds, its standard error is the batch-means estimate
         over rounds, and ``exp.n_evals`` reports each instance's model evaluations.
-    link: "identity" or "logit" (attributions in log-odds of the model's probability output).
+    link: "identity" or "logit" (attributions in log-odds of the model's probability output; the
+        outputs must be probabilities in [0, 1], else ValueError: use "identity" for logits / scores).
     target: output index, list of indices, or None for every output.
     batch_size: most model-input rows evaluated at once (bounds peak memory).
     jit_compile: compile the explain graph with XLA.
@@ -505,6 +515,7 @@ class Lime(Explainer):
     "forward_selection", "highest_weights" or "none". categorical_features: column indices drawn
     from their training frequencies. target: output index or list; default: the only output, or
     class 1 for a multi-output classifier (lime's labels=(1,)). alpha: ridge penalty (lime: 1).
+    model: as for :class:`KernelShap` (probed on the first two training rows).
     """
 
     method = "Lime"
