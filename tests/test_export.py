@@ -134,3 +134,85 @@ def test_explaining_saved_models_and_reexporting(how, rng, tmp_path):
 def test_export_rejects_non_explainers(tmp_path):
     with pytest.raises(TypeError, match="explainer"):
         tfexplain.export(object(), tmp_path / "x")
+
+
+def _tiny_explainer(d=3, n_bg=4, seed=0, model=None, **kw):
+    bg = np.random.default_rng(seed).normal(size=(n_bg, d)).astype(np.float32)
+    model = model or (lambda t: tf.reduce_sum(t * tf.constant([1.0, -2.0, 0.5, 3.0, 1.5, -1.0][:d]), 1))
+    return tfexplain.KernelShap(model, bg, n_samples=2 * d + 2, n_bootstrap=0, **kw)
+
+
+def test_export_refuses_to_overwrite_an_existing_artifact(tmp_path):
+    path = tmp_path / "artifact"
+    tfexplain.export(_tiny_explainer(3), path)
+    with pytest.raises(FileExistsError, match=str(path)):
+        tfexplain.export(_tiny_explainer(4), path)
+    assert tf.saved_model.load(str(path)).signatures["explain"].structured_input_signature[1]["x"].shape[1] == 3
+    tfexplain.export(_tiny_explainer(4), path, overwrite=True)
+    assert tf.saved_model.load(str(path)).signatures["explain"].structured_input_signature[1]["x"].shape[1] == 4
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    tfexplain.export(_tiny_explainer(3), empty)  # an existing empty folder is fine
+    assert (empty / "saved_model.pb").exists()
+    a_file = tmp_path / "file"
+    a_file.write_text("not an artifact")
+    with pytest.raises(FileExistsError, match=str(a_file)):
+        tfexplain.export(_tiny_explainer(3), a_file, overwrite=True)
+    assert a_file.read_text() == "not an artifact"
+
+
+def test_export_rejects_models_outside_the_graph(tmp_path):
+    with pytest.warns(UserWarning, match="numpy_function"):
+        explainer = _tiny_explainer(3, model=lambda a: np.tanh(a).sum(1))
+    assert explainer(np.ones((1, 3), np.float32)).values.shape == (1, 3)  # in-process it works
+    with pytest.raises(ValueError, match=r"tfexplain.export.*numpy_function.*Keras model"):
+        tfexplain.export(explainer, tmp_path / "artifact")
+    assert not (tmp_path / "artifact").exists()
+
+
+@pytest.mark.parametrize("jit_compile", [False, True], ids=["graph", "xla"])
+def test_exported_explain_checks_its_inputs(jit_compile, tmp_path):
+    explainer = _tiny_explainer(3)
+    loaded = tf.saved_model.load(tfexplain.export(explainer, tmp_path / "artifact", jit_compile=jit_compile))
+    explain = loaded.signatures["explain"]
+    x = np.array([[0.5, -1.0, 2.0], [1.0, 0.0, -0.5]], np.float32)
+    seed = tf.constant(1, tf.int64)
+    full = explain(x=tf.constant(x), seed=seed)
+    np.testing.assert_allclose(full["values"].numpy(), explainer(x, seed=1).values, rtol=1e-5, atol=1e-6)
+    bad = x.copy()
+    bad[1, 2] = np.nan
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"`x` contains NaN or Inf"):
+        explain(x=tf.constant(bad), seed=seed)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"`seed` must be >= 0.*-3"):
+        explain(x=tf.constant(x), seed=tf.constant(-3, tf.int64))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"`x` must have 3 features.*\[4\]"):
+        explain(x=tf.ones([2, 4]), seed=seed)
+    for out in (explain(x=tf.zeros([0, 3]), seed=seed), loaded.signatures["explain_default_seed"](x=tf.zeros([0, 3]))):
+        assert sorted(out) == sorted(full)
+        for key, value in out.items():
+            assert value.shape == (0,) + tuple(full[key].shape[1:]) and value.dtype == full[key].dtype, key
+
+
+def test_exported_lime_returns_empty_outputs_for_empty_x(rng, tmp_path):
+    data = rng.normal(size=(10, 3)).astype(np.float32)
+    explainer = tfexplain.Lime(lambda t: tf.reduce_sum(t, 1), data, n_samples=20, num_features=2)
+    explain = tf.saved_model.load(tfexplain.export(explainer, tmp_path / "artifact")).signatures["explain"]
+    full = explain(x=tf.constant(data[:2]), seed=tf.constant(0, tf.int64))
+    out = explain(x=tf.zeros([0, 3]), seed=tf.constant(0, tf.int64))
+    assert {k: tuple(v.shape) for k, v in out.items()} == {k: (0,) + tuple(v.shape[1:]) for k, v in full.items()}
+
+
+@pytest.mark.parametrize("link", ["identity", "logit"])
+def test_exported_explain_rejects_non_finite_explanations(link, rng, tmp_path):
+    if link == "identity":  # NaN where feature 0 <= 0
+        model = lambda t: tf.math.log(t[:, 0]) + t[:, 1]  # noqa: E731
+    else:                   # a probability on the background, not for large x
+        model = lambda t: 0.5 + 0.1 * tf.reduce_sum(t, 1)  # noqa: E731
+    bg = rng.uniform(0.5, 1.0, size=(4, 3)).astype(np.float32) * (1 if link == "identity" else 0.5)
+    explainer = tfexplain.KernelShap(model, bg, n_samples=8, n_bootstrap=0, link=link)
+    explain = tf.saved_model.load(tfexplain.export(explainer, tmp_path / "artifact")).signatures["explain"]
+    x = np.array([[1.0, 1.0, 1.0], [-1.0, 1.0, 1.0] if link == "identity" else [10.0, 0.0, 0.0]], np.float32)
+    assert np.all(np.isfinite(explain(x=tf.constant(x[:1]), seed=tf.constant(0, tf.int64))["values"].numpy()))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"not finite.*`model`.*NaN or Inf.*outside \[0, 1\]"
+                                                             r".*instances.*\[1\]"):
+        explain(x=tf.constant(x), seed=tf.constant(0, tf.int64))

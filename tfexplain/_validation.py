@@ -22,6 +22,8 @@ def as_matrix(value, name: str, *, n_features: int | None = None, allow_vector: 
         raise TypeError(f"`{name}` must have a numeric dtype, got dtype {arr.dtype}.")
     if np.iscomplexobj(arr):
         raise TypeError(f"`{name}` must be real-valued, got dtype {arr.dtype}.")
+    if arr.ndim <= 1 and arr.size == 0:  # [] is no rows, not one row of 0 features
+        raise ValueError(f"`{name}` is empty (shape {arr.shape}): it needs at least one row.")
     if arr.ndim == 1 and allow_vector:
         arr = arr[None, :]
     if arr.ndim != 2:
@@ -30,11 +32,20 @@ def as_matrix(value, name: str, *, n_features: int | None = None, allow_vector: 
         raise ValueError(f"`{name}` is empty (shape {arr.shape}): it needs at least one row.")
     if n_features is not None and arr.shape[1] != n_features:
         raise ValueError(f"`{name}` has {arr.shape[1]} features but {width_of} has {n_features}.")
-    arr = arr.astype(np.float32)
-    if not np.all(np.isfinite(arr)):
-        bad = np.argwhere(~np.isfinite(arr))[0]
+    if arr.shape[1] == 0:
+        raise ValueError(f"`{name}` has no features (shape {arr.shape}).")
+    finite = np.isfinite(arr)
+    if not np.all(finite):
+        bad = np.argwhere(~finite)[0]
         raise ValueError(f"`{name}` contains NaN or Inf (first at row {bad[0]}, column {bad[1]}).")
-    return arr
+    with np.errstate(over="ignore"):
+        arr32 = arr.astype(np.float32)
+    if not np.all(np.isfinite(arr32)):  # finite in its own dtype, Inf in float32
+        bad = np.argwhere(~np.isfinite(arr32))[0]
+        raise ValueError(
+            f"`{name}` has a value beyond float32's range ({arr[bad[0], bad[1]]:.4g} at row {bad[0]}, column "
+            f"{bad[1]}; |value| must be at most {np.finfo(np.float32).max:.4g}): explanations are computed in float32.")
+    return arr32
 
 
 def as_int(value, name: str, *, minimum: int | None = None) -> int:

@@ -15,12 +15,12 @@ from typing import NamedTuple, Optional
 import numpy as np
 import tensorflow as tf
 
-from . import _random, kernels, solvers
+from . import _diagnostics, _random, kernels, solvers
 from ._validation import as_choice, as_int, as_matrix, as_names, as_seed
 from .evaluation import accumulate_pieces, chunked_map, evaluate
 from .explanation import Explanation
 from .maskers import BackgroundMasker, PointMasker
-from .models import as_2d, as_model_fn, probe_output
+from .models import ModelAdapter, as_2d
 from .samplers import GaussianTabularSampler, KernelSampler, LeverageSampler, Sample, nearest_even_budgets
 
 DEFAULT_BATCH_SIZE = 2**17
@@ -51,11 +51,17 @@ class _Converge(NamedTuple):
     done: tf.Tensor      # [c] converged
 
 
+def _logit(t):
+    """log(p / (1 - p)) of p clipped to [eps, 1 - eps]; NaN where t is not in [0, 1] (NaN, Inf, or a
+    logit / score: no probability, and clipping it would quietly explain a constant)."""
+    p = tf.clip_by_value(t, _LOGIT_EPS, 1.0 - _LOGIT_EPS)
+    return tf.where(_diagnostics.inside_unit(t), tf.math.log(p) - tf.math.log1p(-p), tf.constant(np.nan, t.dtype))
+
+
 def _link_fn(name):
     if name == "identity":
         return lambda t: t
-    return lambda t: (lambda p: tf.math.log(p) - tf.math.log1p(-p))(
-        tf.clip_by_value(t, _LOGIT_EPS, 1.0 - _LOGIT_EPS))
+    return _logit
 
 
 def _row_ids(n: int, offset: int) -> np.ndarray:
@@ -68,6 +74,7 @@ class Explainer:
     """Base class: owns the model adapter, target selection, the graph and the call boundary."""
 
     method = "explainer"
+    _probe_arg = "data"  # the constructor argument whose first rows probe the model (for messages)
 
     def _setup(self, model, probe, *, n_features, sampler, masker, kernel, target, default_target,
                link, batch_size, jit_compile, feature_names, output_names, output_key):
@@ -80,10 +87,14 @@ class Explainer:
         self.jit_compile = jit_compile
         self.link = as_choice(link, "link", {"identity", "logit"})
         self._link = _link_fn(self.link)
-        self._model_fn = as_model_fn(model, output_key)
-        n_out, self._squeeze = probe_output(self._model_fn, probe)
+        self._adapter = ModelAdapter(model, probe, output_key, warn=not jit_compile)
+        if jit_compile:
+            self._adapter.require_in_graph("`jit_compile=True`")
+        self._model_fn = self._adapter.fn
+        n_out, self._squeeze = self._adapter.n_outputs, self._adapter.squeeze
         self.targets, self._single = self._resolve_target(target, default_target, n_out)
         self.n_outputs = len(self.targets)
+        self._check_probe(self._adapter.probe[:, self.targets])
         self.feature_names = as_names(feature_names, n_features, "feature_names", "x")
         all_names = as_names(output_names, n_out, "output_names", "output ")
         self.output_names = [all_names[t] for t in self.targets]
@@ -96,6 +107,10 @@ class Explainer:
                                jit_compile=jit_compile, input_signature=signature)
         self._samples_fn = tf.function(functools.partial(self._sample_graph), autograph=False,
                                        input_signature=signature)
+
+    def _check_probe(self, y):
+        """Model outputs on the probe rows must be finite (probabilities for link="logit")."""
+        _diagnostics.check_rows(y, self._probe_arg, logit=self.link == "logit", first=True)
 
     @staticmethod
     def _resolve_target(target, default, n_out):
@@ -117,10 +132,16 @@ class Explainer:
         return idx, single
 
     # ---- graph -------------------------------------------------------------------------------
-    def _model_outputs(self, rows):
-        """Model on rows -> [rows, o] of the explained outputs."""
+    def _explained_outputs(self, rows):
+        """Model on rows -> [rows, o] of the explained outputs, as the model returns them."""
         out = as_2d(self._model_fn(rows), self._squeeze)
         return tf.gather(out, tf.constant(self.targets, tf.int32), axis=1)
+
+    def _model_outputs(self, rows):
+        """Model on rows -> [rows, o] of the explained outputs. With link="logit" a row's output outside
+        [0, 1] becomes NaN here, before a masker's mean over background rows could hide it."""
+        out = self._explained_outputs(rows)
+        return _diagnostics.nan_outside_unit(out) if self.link == "logit" else out
 
     def _keys(self, seed):
         """The sampler's stream keys, then one for the solver (e.g. bootstrap)."""
@@ -207,6 +228,10 @@ class Explainer:
 
         seed: int; row i's random stream depends on (seed, row_offset + i) only, so a dataset
         explained in any batching gives the same numbers as in one call.
+
+        Raises ValueError for bad arguments (before tracing), and when an explanation is not finite:
+        the message says on how many of the failing instances' rows the model gave NaN / Inf (or, with
+        link="logit", outputs outside [0, 1]).
         """
         data = as_matrix(x, "x", n_features=self.n_features, allow_vector=True)
         seed = as_seed(seed)
@@ -214,11 +239,17 @@ class Explainer:
         return self._run(data, seed, rows)
 
     def _run(self, data: np.ndarray, seed: int, rows) -> Explanation:
-        """Explains validated rows ``data`` whose random streams are the global row ids ``rows``."""
+        """Explains validated rows ``data`` whose random streams are the global row ids ``rows``.
+
+        Raises ValueError when an explanation is not finite: the model gave NaN / Inf (or, with
+        link="logit", a value outside [0, 1]) on some of its rows, which the graph propagates as NaN."""
         start = time.perf_counter()
         out = self._fn(tf.constant(data), tf.constant(seed, tf.int64), tf.constant(rows, tf.int64))
         out = {k: v.numpy() for k, v in out.items()}
         seconds = time.perf_counter() - start
+        bad = _diagnostics.nonfinite_instances(out, len(data))
+        if bad.size:  # only on failure: re-evaluate the failing instances' rows to say what went wrong
+            _diagnostics.raise_for_nonfinite(self, data, seed, np.asarray(rows), bad, self._explained_outputs)
         return self._explanation(data, out, seconds)
 
     @property
@@ -261,8 +292,13 @@ class KernelShap(Explainer):
 
     explainer = KernelShap(model, background); exp = explainer(x, seed=0)
 
-    model: Keras 3 / tf_keras model, tf.Module, tf.function, a loaded SavedModel's callable, or any
-        callable of TF ops mapping float32 [rows, d] to [rows] or [rows, outputs].
+    model: Keras 3 / tf_keras model (or its bound ``predict``), tf.Module, tf.function (inputs are cast
+        to its ``input_signature`` dtype), a loaded SavedModel's callable, or any callable of TF ops
+        mapping float32 [rows, d] to [rows] or [rows, outputs]. Other Python / NumPy callables
+        (scikit-learn's ``predict_proba``, a lambda calling ``model.predict``) run through
+        ``tf.numpy_function`` with a warning: slower, and no ``jit_compile`` or ``tfexplain.export``.
+        The model must give finite outputs: NaN / Inf on a background row raises ValueError here, on
+        an explained instance's rows at call time.
     background: [k, d] rows that stand in for absent features (k >= 1; shap recommends <= 100,
         e.g. a k-means summary); background_weights: optional [k] weights.
     n_samples: coalitions per instance (default 2d + 2048, as shap); >= 2^d - 2 enumerates all of them
@@ -280,7 +316,8 @@ class KernelShap(Explainer):
         of that instance's attributions (Covert & Lee 2021), or ``max_samples`` (default 20 rounds)
         is reached; the estimate pools all rounds, its standard error is the batch-means estimate
         over rounds, and ``exp.n_evals`` reports each instance's model evaluations.
-    link: "identity" or "logit" (attributions in log-odds of the model's probability output).
+    link: "identity" or "logit" (attributions in log-odds of the model's probability output; the
+        outputs must be probabilities in [0, 1], else ValueError: use "identity" for logits / scores).
     target: output index, list of indices, or None for every output.
     batch_size: most model-input rows evaluated at once (bounds peak memory).
     jit_compile: compile the explain graph with XLA.
@@ -358,12 +395,19 @@ class KernelShap(Explainer):
         self._plan_pieces()
         self.base_values = self._background_value()
 
+    def _check_probe(self, y):
+        pass  # _background_value checks every background row
+
     def _background_value(self):
-        """link(weighted mean model output over the background), computed once, eagerly."""
+        """link(weighted mean model output over the background), computed once, eagerly. Raises
+        ValueError if the model gives NaN / Inf on a background row (or, for link="logit", a value
+        outside [0, 1])."""
         bg = self.background
-        outs = [self._model_outputs(tf.constant(bg[i:i + self.batch_size])).numpy()
+        outs = [self._explained_outputs(tf.constant(bg[i:i + self.batch_size])).numpy()
                 for i in range(0, len(bg), self.batch_size)]
-        mean = np.einsum("ko,k->o", np.concatenate(outs, 0).astype(np.float64), self.masker.weights)
+        outs = np.concatenate(outs, 0).astype(np.float64)
+        _diagnostics.check_rows(outs, "background", logit=self.link == "logit")
+        mean = np.einsum("ko,k->o", outs, self.masker.weights)
         return self._link(tf.constant(mean, tf.float32)).numpy()
 
     @property
@@ -633,9 +677,11 @@ class Lime(Explainer):
     "forward_selection", "highest_weights" or "none". categorical_features: column indices drawn
     from their training frequencies. target: output index or list; default: the only output, or
     class 1 for a multi-output classifier (lime's labels=(1,)). alpha: ridge penalty (lime: 1).
+    model: as for :class:`KernelShap` (probed on the first two training rows).
     """
 
     method = "Lime"
+    _probe_arg = "training_data"
 
     def __init__(self, model, training_data, *, n_samples=5000, kernel_width=None, num_features=10,
                  feature_selection="auto", categorical_features=None, target=None, alpha=1.0,

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 
 import tensorflow as tf
 
@@ -14,7 +16,83 @@ def _trackable(obj):
     return isinstance(obj, tf.Module) or isinstance(obj, tf.__internal__.tracking.AutoTrackable)
 
 
-def export(explainer: Explainer, path, jit_compile: bool = False) -> str:
+def _check_target(path: str, overwrite: bool) -> bool:
+    """Whether ``path`` holds something that ``overwrite=True`` replaces; raises unless allowed."""
+    if not tf.io.gfile.exists(path):
+        return False
+    if not tf.io.gfile.isdir(path):
+        raise FileExistsError(f"`path` {path!r} exists and is not a directory; export writes a SavedModel folder.")
+    if not tf.io.gfile.listdir(path):
+        return False
+    if not overwrite:
+        raise FileExistsError(f"`path` {path!r} exists and is not empty; pass overwrite=True to replace it.")
+    return True
+
+
+def _save_replacing(module, path: str, signatures) -> None:
+    """Saves next to ``path`` and swaps it in, so a failed export leaves the old artifact intact."""
+    if "://" in path:  # remote file systems: no atomic folder rename
+        tf.io.gfile.rmtree(path)
+        tf.saved_model.save(module, path, signatures=signatures)
+        return
+    parent, name = os.path.split(os.path.abspath(path))
+    fresh = tempfile.mkdtemp(prefix=f".{name}.new-", dir=parent)
+    try:
+        tf.saved_model.save(module, fresh, signatures=signatures)
+        old = tempfile.mkdtemp(prefix=f".{name}.old-", dir=parent)
+        os.rmdir(old)
+        os.rename(path, old)
+        try:
+            os.rename(fresh, path)
+        except BaseException:
+            os.rename(old, path)
+            raise
+    except BaseException:
+        shutil.rmtree(fresh, ignore_errors=True)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _checked_inputs(x, seed, d: int):
+    """``x`` after in-graph checks of the signature's inputs, as clear as the in-process ones."""
+    width = tf.shape(x)[1]
+    checks = [
+        tf.debugging.Assert(tf.equal(width, d), [f"`x` must have {d} features (columns); got", width]),
+        tf.debugging.Assert(seed >= 0, ["`seed` must be >= 0; got", seed]),
+    ]
+    with tf.control_dependencies(checks):
+        finite = tf.math.is_finite(x)
+        first = tf.where(~finite)[:1]
+        checks.append(tf.debugging.Assert(tf.reduce_all(finite),
+                                          ["`x` contains NaN or Inf; first at [row, column]:", first]))
+    with tf.control_dependencies(checks):
+        return tf.identity(x)
+
+
+def _empty_outputs(explainer: Explainer):
+    """The signature's outputs for an empty batch: zero rows, the shapes and dtypes of a full call."""
+    spec = explainer._output_spec()
+    return explainer._signature_outputs(
+        {k: tf.zeros([0] + list(s.shape[1:]), s.dtype) for k, s in spec.items()})
+
+
+def _checked_outputs(out: dict) -> dict:
+    """``out`` after asserting that the explanations are finite (else the model gave NaN / Inf, or an
+    output outside [0, 1] with link="logit", on rows of the listed instances)."""
+    keys = [k for k in ("values", "model_output", "base_values") if k in out]
+    n = tf.shape(out["values"])[0]
+    ok = tf.ones([n], tf.bool)
+    for k in keys:
+        ok &= tf.reduce_all(tf.reshape(tf.math.is_finite(out[k]), [n, -1]), axis=1)
+    check = tf.debugging.Assert(tf.reduce_all(ok), [
+        "the explanation is not finite: `model` returned NaN or Inf (or, with link=logit, an output outside "
+        "[0, 1], which is no probability) on rows evaluated for instances (rows of `x`):", tf.where(~ok)[:, 0]],
+        summarize=20)
+    with tf.control_dependencies([check]):
+        return {k: tf.identity(v) for k, v in out.items()}
+
+
+def export(explainer: Explainer, path, jit_compile: bool = False, *, overwrite: bool = False) -> str:
     """Writes a SavedModel at ``path`` with signatures
 
     - ``serving_default``: x float32 [None, d] -> {"output_0": model output}
@@ -23,26 +101,47 @@ def export(explainer: Explainer, path, jit_compile: bool = False) -> str:
     - ``explain_default_seed``: x only, seed 0
 
     Background data, training statistics and configuration are constants of the graph. With
-    ``jit_compile=True`` the explain function is compiled with XLA when it runs. Returns ``path``.
+    ``jit_compile=True`` the explain graph is compiled with XLA when it runs.
+
+    ``explain`` checks its inputs in-graph (``x`` d features wide and finite, ``seed`` >= 0) and that
+    the explanations are finite (the model gave no NaN / Inf, nor with link="logit" outputs outside
+    [0, 1]): a failed check raises ``InvalidArgumentError`` with a message naming ``x`` / ``seed`` /
+    ``model``. An empty ``x`` [0, d] gives empty outputs. A model that runs through
+    ``tf.numpy_function`` cannot be exported (ValueError).
+
+    ``path`` must not exist, or be an empty folder: an existing artifact raises ``FileExistsError``
+    unless ``overwrite=True`` (then the new one is written beside it and swapped in). Returns ``path``.
     """
     if not isinstance(explainer, Explainer):
         raise TypeError(f"`explainer` must be a tfexplain explainer, got {type(explainer).__name__}.")
     if not isinstance(jit_compile, bool):
         raise TypeError(f"`jit_compile` must be a bool, got {type(jit_compile).__name__}.")
+    if not isinstance(overwrite, bool):
+        raise TypeError(f"`overwrite` must be a bool, got {type(overwrite).__name__}.")
+    explainer._adapter.require_in_graph("`tfexplain.export`")
     path = os.fspath(path)
+    replace = _check_target(path, overwrite)
     d = explainer.n_features
     x_spec = tf.TensorSpec([None, d], tf.float32, name="x")
     seed_spec = tf.TensorSpec([], tf.int64, name="seed")
 
-    def explain(x, seed):
+    def compute(x, seed):
         rows = tf.range(tf.shape(x, out_type=tf.int64)[0])
         return explainer._signature_outputs(explainer._compiled_graph(jit_compile, x, seed, rows))
+
+    # The explain graph (XLA-compiled with jit_compile) is called from a plain function holding the
+    # checks: asserts and the empty-batch branch cannot live inside an XLA cluster.
+    inner = tf.function(compute, jit_compile=jit_compile, autograph=False)
+
+    def explain(x, seed):
+        x = _checked_inputs(x, seed, d)
+        out = tf.cond(tf.shape(x)[0] > 0, lambda: inner(x, seed), lambda: _empty_outputs(explainer))
+        return _checked_outputs(out)
 
     module = tf.Module()
     module.serve = tf.function(lambda x: {"output_0": explainer._model_fn(x)}, input_signature=[x_spec],
                                autograph=False)
-    module.explain = tf.function(explain, input_signature=[x_spec, seed_spec], jit_compile=jit_compile,
-                                 autograph=False)
+    module.explain = tf.function(explain, input_signature=[x_spec, seed_spec], autograph=False)
     module.explain_default_seed = tf.function(lambda x: module.explain(x, tf.constant(0, tf.int64)),
                                               input_signature=[x_spec], autograph=False)
     signatures = {"serving_default": module.serve.get_concrete_function(),
@@ -60,5 +159,8 @@ def export(explainer: Explainer, path, jit_compile: bool = False) -> str:
     is_keras = type(explainer.model).__module__.split(".")[0] in ("keras", "tf_keras")
     if _trackable(explainer.model) and not is_keras:
         module.model = explainer.model
-    tf.saved_model.save(module, path, signatures=signatures)
+    if replace:
+        _save_replacing(module, path, signatures)
+    else:
+        tf.saved_model.save(module, path, signatures=signatures)
     return path

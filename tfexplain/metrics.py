@@ -23,7 +23,7 @@ from ._validation import as_int, as_matrix, as_seed
 from .evaluation import evaluate as _evaluate
 from .explanation import Explanation
 from .maskers import BackgroundMasker
-from .models import as_2d, as_model_fn, probe_output
+from .models import ModelAdapter, as_2d
 from .samplers import Sample, random_subsets
 
 DEFAULT_BATCH_SIZE = 2**17
@@ -59,8 +59,8 @@ class _Game:
     """Model, target output and baseline: v(x, z) = mean over baseline rows of f(z x + (1 - z) b)."""
 
     def __init__(self, model, x, baseline, target, batch_size):
-        self.f = as_model_fn(model)
-        n_out, squeeze = probe_output(self.f, x)
+        adapter = ModelAdapter(model, x)
+        self.f, n_out, squeeze = adapter.fn, adapter.n_outputs, adapter.squeeze
         if target is None:
             if n_out != 1:
                 raise ValueError(f"the model has {n_out} outputs: pass `target=` to choose one.")
@@ -168,7 +168,7 @@ def faithfulness_correlation(model, x, attributions, *, baseline=None, subset_si
     when the subset is set to the baseline. ``subsets`` ([runs, d] or [n, runs, d] masks) fixes them."""
     data, values, game = _prepare(model, x, attributions, baseline, target, batch_size)
     n, d = data.shape
-    masks = _subsets_arg(subsets, n, d, subset_size or max(1, d // 4), n_runs, seed)
+    masks = _subsets_arg(subsets, n, d, max(1, d // 4) if subset_size is None else subset_size, n_runs, seed)
     drop = _subset_drops(game, data, masks)
     summed = np.einsum("nrd,nd->nr", masks, values)
     a = summed - summed.mean(1, keepdims=True)

@@ -1,7 +1,16 @@
-"""Adapters from what users pass as `model` to one TF callable: float32 [rows, d] -> float32 [rows, O]."""
+"""Adapters from what users pass as `model` to one TF callable: float32 [rows, d] -> float32 [rows, O].
+
+:class:`ModelAdapter` probes the model inside a traced graph (as the explain graph will call it). A
+model that cannot be traced (NumPy code, scikit-learn, a lambda calling Keras' ``predict``) runs
+through ``tf.numpy_function`` instead, with a warning: it works, but leaves the graph at every call,
+so it cannot be XLA-compiled or exported.
+"""
 
 from __future__ import annotations
 
+import os
+import sys
+import warnings
 from typing import Callable
 
 import numpy as np
@@ -25,15 +34,38 @@ def _unwrap_output(out, output_key):
     return out
 
 
+def _is_keras(obj) -> bool:
+    return hasattr(obj, "layers") and hasattr(obj, "predict")  # Keras 3 or tf_keras model
+
+
+def unwrap_keras_method(model):
+    """A Keras model's bound ``predict`` / ``predict_on_batch`` -> the model itself (called in-graph)."""
+    owner = getattr(model, "__self__", None)
+    if owner is not None and _is_keras(owner) and getattr(model, "__name__", None) in ("predict", "predict_on_batch"):
+        return owner
+    return model
+
+
+def _signature_dtype(call):
+    """The input dtype of a ``tf.function`` declared with an ``input_signature`` (or of a module whose
+    ``__call__`` is one), else None."""
+    for fn in (call, getattr(call, "__call__", None)):
+        spec = getattr(fn, "input_signature", None)
+        if isinstance(spec, (list, tuple)) and spec and isinstance(spec[0], tf.TensorSpec):
+            return spec[0].dtype
+    return None
+
+
 def as_model_fn(model, output_key=None) -> Callable[[tf.Tensor], tf.Tensor]:
-    """Returns ``f(x) -> [rows, O]`` calling ``model`` with TF ops only (no host round-trip)."""
+    """Returns ``f(x) -> [rows, O]`` calling ``model`` with TF ops only (no host round-trip). Inputs
+    are cast to the dtype of a concrete function's / ``tf.function``'s input signature."""
     if model is None or not callable(model) and not hasattr(model, "signatures"):
         raise TypeError(f"`model` must be callable (Keras model, tf.Module, tf.function, ...), got {type(model).__name__}.")
     call = model
     # A loaded SavedModel: Keras `model.export` writes a `serve` endpoint; otherwise its serving signature.
     if not callable(model) and hasattr(model, "signatures"):
         call = getattr(model, "serve", None) or model.signatures["serving_default"]
-    is_keras = hasattr(model, "layers") and hasattr(model, "predict")  # Keras 3 or tf_keras model
+    is_keras = _is_keras(model)
     signature = getattr(call, "structured_input_signature", None)
     kwarg_name = None
     if signature is not None:  # concrete function / signature: may need keyword input and a dtype
@@ -46,7 +78,7 @@ def as_model_fn(model, output_key=None) -> Callable[[tf.Tensor], tf.Tensor]:
         else:
             dtype = tf.float32
     else:
-        dtype = None
+        dtype = None if is_keras else _signature_dtype(call)
 
     def f(x):
         if dtype is not None:
@@ -63,21 +95,125 @@ def as_model_fn(model, output_key=None) -> Callable[[tf.Tensor], tf.Tensor]:
     return f
 
 
+def _output_kind(shape, rows: int) -> tuple[int, bool]:
+    """(number of outputs, output was 1-D) from the output shape on ``rows`` rows, or raises."""
+    shape = tuple(shape)
+    if len(shape) == 1 and shape[0] == rows:
+        return 1, True
+    if len(shape) == 2 and shape[0] == rows and shape[1] >= 1:
+        return int(shape[1]), False
+    raise ValueError(
+        f"`model` must map [rows, d] to [rows] or [rows, outputs]; on {rows} rows it returned shape {shape}.")
+
+
 def probe_output(f, sample: np.ndarray) -> tuple[int, bool]:
-    """Runs the model once eagerly on a few rows: returns (number of outputs, output was 1-D)."""
+    """Runs ``f`` once eagerly on a few rows: returns (number of outputs, output was 1-D)."""
     rows = sample[: min(2, len(sample))]
     try:
         out = f(tf.constant(rows))
     except Exception as err:
         raise ValueError(
             f"`model` failed on input of shape {rows.shape} (float32 [rows, d]): {type(err).__name__}: {err}") from err
-    shape = tuple(out.shape)
-    if len(shape) == 1 and shape[0] == len(rows):
-        return 1, True
-    if len(shape) == 2 and shape[0] == len(rows) and shape[1] >= 1:
-        return int(shape[1]), False
-    raise ValueError(
-        f"`model` must map [rows, d] to [rows] or [rows, outputs]; on {len(rows)} rows it returned shape {shape}.")
+    return _output_kind(out.shape, len(rows))
+
+
+def _short(err: BaseException, limit: int = 300) -> str:
+    text = " ".join(str(err).split())
+    return f"{type(err).__name__}: {text[:limit]}{'...' if len(text) > limit else ''}"
+
+
+def _traced_probe(f, rows: np.ndarray):
+    """Traces ``f`` on a float32 [None, d] spec (as the explain graph calls it) and runs it on ``rows``:
+    returns (output as numpy, None), or (None, the error)."""
+    traced = tf.function(f, input_signature=[tf.TensorSpec([None, rows.shape[1]], tf.float32)], autograph=False)
+    try:
+        traced.get_concrete_function()
+    except Exception as err:  # noqa: BLE001 -- any failure to trace means "not a TF-ops model"
+        return None, err
+    try:
+        return traced(tf.constant(rows)).numpy(), None
+    except Exception as err:  # traced, but failed when run: a real error
+        raise ValueError(
+            f"`model` failed on input of shape {rows.shape} (float32 [rows, d]): {_short(err, 1000)}") from err
+
+
+def _user_stacklevel() -> int:
+    """warnings.warn stacklevel pointing at the first frame outside tfexplain."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package + os.sep):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+class ModelAdapter:
+    """What users pass as ``model``, as one callable ``fn``: float32 [rows, d] -> float32 [rows] or
+    [rows, O], probed at construction on the first two rows of ``sample`` inside a traced graph.
+
+    A Keras model's bound ``predict`` is the model itself. A callable that cannot be traced runs through
+    ``tf.numpy_function`` (``in_graph`` False, with a UserWarning unless ``warn=False``): slower, and neither
+    XLA-compilable nor exportable (``not_in_graph_reason`` says why, for those errors).
+
+    n_outputs, squeeze: the model's number of outputs and whether it returns [rows];
+    probe: its float32 [2, O] outputs on the probe rows (2-D either way).
+    """
+
+    def __init__(self, model, sample: np.ndarray, output_key=None, *, warn: bool = True):
+        self.model = model
+        target = unwrap_keras_method(model)
+        f = as_model_fn(target, output_key)
+        rows = np.ascontiguousarray(sample[: min(2, len(sample))], np.float32)
+        self.in_graph, self.not_in_graph_reason = True, None
+        out, trace_error = _traced_probe(f, rows)
+        if trace_error is not None:
+            try:  # a model that builds itself lazily may trace after one eager call
+                f(tf.constant(rows))
+                out, trace_error = _traced_probe(f, rows)
+            except Exception:  # noqa: BLE001 -- the eager call is only an attempt
+                pass
+        if trace_error is not None:
+            out, f = self._numpy_fallback(target, output_key, rows, trace_error, warn)
+        self.fn = f
+        self.n_outputs, self.squeeze = _output_kind(np.shape(out), len(rows))
+        self.probe = np.asarray(out, np.float32).reshape(len(rows), self.n_outputs)
+
+    def _numpy_fallback(self, model, output_key, rows, trace_error, warn):
+        def host(a):
+            out = _unwrap_output(model(a), output_key)
+            return np.asarray(out.numpy() if hasattr(out, "numpy") else out, np.float32)
+
+        try:
+            out = host(rows)
+        except Exception as err:
+            raise ValueError(
+                f"`model` failed on input of shape {rows.shape} (float32 [rows, d]): traced as a TensorFlow "
+                f"graph: {_short(trace_error)}; called on a NumPy array: {_short(err)}") from err
+        kind = _output_kind(out.shape, len(rows))  # raises on a bad shape before anything else
+        static = [None] if kind[1] else [None, kind[0]]
+
+        def f(x):
+            y = tf.numpy_function(host, [tf.cast(x, tf.float32)], tf.float32, name="numpy_model")
+            y.set_shape(static)
+            return y
+
+        name = getattr(model, "__qualname__", None) or type(model).__name__
+        self.in_graph = False
+        self.not_in_graph_reason = (
+            f"`model` ({name}) is not TensorFlow ops (tracing it failed with {_short(trace_error, 160)}), so it "
+            f"runs through tf.numpy_function")
+        if warn:
+            warnings.warn(
+                f"{self.not_in_graph_reason}: every model call leaves the graph for Python, which is slower, "
+                f"and jit_compile=True / tfexplain.export are unavailable. Pass a Keras model, tf.Module or "
+                f"tf.function to keep the model in the graph.", UserWarning, stacklevel=_user_stacklevel())
+        return out, f
+
+    def require_in_graph(self, what: str) -> None:
+        """Raises ValueError naming ``what`` (e.g. "jit_compile=True") when the model is not in-graph."""
+        if not self.in_graph:
+            raise ValueError(
+                f"{what} needs a model made of TensorFlow ops, but {self.not_in_graph_reason}, which XLA cannot "
+                f"compile and a SavedModel cannot hold. Pass a Keras model, tf.Module or tf.function.")
 
 
 def as_2d(out: tf.Tensor, squeeze: bool) -> tf.Tensor:
