@@ -331,6 +331,12 @@ class KernelShap(Explainer):
 
     def _instance_floats(self) -> int:
         m, d = self.sampler.n_samples, self.n_features
+        if isinstance(self.sampler, KernelSampler):  # candidate draws, then the draw bootstrap's designs
+            boot = self.n_bootstrap if self._resamples else 0
+            work = max(self.sampler.draw_floats, self.sampler.replicate_floats(boot) if boot else 0)
+            if self.adjust:
+                work = max(work, (boot + 1) * m * m)
+            return super()._instance_floats() + work
         # the bootstrap runs once per call, or once per round with tolerance=
         boot = self.n_bootstrap if self.n_bootstrap > 0 and self.sampler.bootstrap.active else 0
         solver = 0
@@ -342,8 +348,24 @@ class KernelShap(Explainer):
         return super()._instance_floats() + solver
 
     @property
+    def _resamples(self) -> bool:
+        """Whether the sample has a random part to bootstrap."""
+        if isinstance(self.sampler, KernelSampler):
+            return self.sampler.n_random > 0
+        return self.sampler.bootstrap.active
+
+    @property
     def _bootstraps(self) -> bool:
-        return self.n_bootstrap > 0 and self.sampler.bootstrap.active and self.tolerance is None
+        return self.n_bootstrap > 0 and self._resamples and self.tolerance is None
+
+    def _draw_bootstrap_stderr(self, sample, y, v0, fx, key, rows):
+        """sampler="kernel": the bootstrap resamples each instance's candidate draws
+        (``KernelSampler.replicate_weights``) and re-solves every replicate on all rows."""
+        replicates = self.sampler.replicate_weights(key, rows, sample.aux, self.n_bootstrap)
+        if self.adjust:  # replicate weights as per-sample multipliers of weight 1
+            return solvers.adjusted_bootstrap_stderr(sample.z, y, 1.0, v0, fx, tf.cast(replicates, tf.float64),
+                                                     np.arange(self.sampler.n_samples))
+        return solvers.shapley_bootstrap_stderr_weighted(sample.z, y, replicates, v0, fx)
 
     def _keys(self, seed):
         if self.tolerance is None:
@@ -366,10 +388,10 @@ class KernelShap(Explainer):
         f64 = tf.float64
         fx = self._link(self._model_outputs(x))
         v0 = tf.constant(self.base_values)
-        weights = tf.constant(self.sampler.weights)
         delta = fx - v0
-        plan = self.sampler.bootstrap
-        use_bootstrap = self.n_bootstrap > 0 and plan.active
+        draws = isinstance(self.sampler, KernelSampler)  # its bootstrap resamples per-instance draws
+        plan = None if draws else self.sampler.bootstrap
+        use_bootstrap = self.n_bootstrap > 0 and self._resamples
 
         def estimate(gram, rhs, phi_sum, phi_sq, var_sum, rounds):
             phi = solvers.solve_shapley(gram, rhs, delta)
@@ -383,10 +405,14 @@ class KernelShap(Explainer):
             keys = tf.unstack(round_keys[i])
             sample = self.sampler(keys[:-1], rows, x)
             y = self._link(evaluate(self._model_outputs, self.masker, x, sample, self.batch_size, o))
+            weights = sample.weights
             g, b = solvers.shapley_normal_equations(sample.z, y, weights, v0, fx)
             phi_r = solvers.solve_shapley(g, b, delta)
             live = tf.cast(~done, f64)[:, None, None]
-            if use_bootstrap:
+            if use_bootstrap and draws:
+                se_r = self._draw_bootstrap_stderr(sample, y, v0, fx, keys[-1], rows)
+                var_sum = var_sum + live * tf.square(tf.cast(se_r, f64))
+            elif use_bootstrap:
                 se_r = solvers.shapley_bootstrap_stderr(
                     sample.z, y, weights, v0, fx, plan.multipliers(keys[-1], rows, self.n_bootstrap),
                     plan.pair_ids)
@@ -424,7 +450,9 @@ class KernelShap(Explainer):
             values, _, _ = solvers.regression_adjusted_shapley(sample.z, y, weights, v0, fx)
         else:
             values = solvers.shapley_wls(sample.z, y, weights, v0, fx)
-        if self._bootstraps:
+        if self._bootstraps and isinstance(self.sampler, KernelSampler):
+            stderr = self._draw_bootstrap_stderr(sample, y, v0, fx, key, rows)
+        elif self._bootstraps:
             plan = self.sampler.bootstrap
             stderr_fn = solvers.adjusted_bootstrap_stderr if self.adjust else solvers.shapley_bootstrap_stderr
             multipliers = plan.multipliers(key, rows, self.n_bootstrap, rescale=not self.adjust)
