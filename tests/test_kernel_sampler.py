@@ -10,7 +10,7 @@ import tensorflow as tf
 import tfexplain
 from tfexplain import _random, solvers
 from tfexplain.samplers import KernelSampler, first_occurrences, pack_masks, random_subsets
-from conftest import mlp_tf, mlp_weights
+from conftest import exact_shapley, mlp_numpy, mlp_tf, mlp_weights
 
 
 def _numpy_replicate_stderr(z, y, weights, v0, v1):
@@ -270,3 +270,32 @@ def test_draw_bootstrap_at_a_tight_budget_is_finite(rng):
     y = rng.normal(size=(8, m, 1))
     se = _weighted_stderr(sample.z.numpy(), y, weights, np.zeros(1), rng.normal(size=(8, 1)))
     assert np.all(np.isfinite(se)) and np.all(se > 0)
+
+
+@pytest.mark.parametrize("m", [50, 100])
+def test_draw_bootstrap_standard_errors_are_calibrated(rng, m):
+    d = 10
+    params = mlp_weights(d, hidden=16, outputs=1, seed=21)
+    bg = rng.normal(size=(3, d)).astype(np.float32)
+    x = rng.normal(size=(40, d)).astype(np.float32)
+    exact = tfexplain.KernelShap(mlp_tf(params), bg, sampler="exact")(x).values
+    exp = tfexplain.KernelShap(mlp_tf(params), bg, n_samples=m, sampler="kernel")(x, seed=0)
+    assert np.all(np.isfinite(exp.stderr)) and np.all(exp.stderr > 0)
+    coverage = np.mean(np.abs(exp.values - exact) < 2 * exp.stderr)
+    assert 0.85 <= coverage <= 0.995, coverage
+
+
+def test_tolerance_rounds_with_the_kernel_sampler(rng):
+    d = 8
+    params = mlp_weights(d, hidden=12, outputs=1, seed=30)
+    bg = rng.normal(size=(2, d)).astype(np.float32)
+    x = rng.normal(size=(6, d)).astype(np.float32)
+    exact = np.array([exact_shapley(lambda r: mlp_numpy(params, r), x[i], bg, d)[:, 0] for i in range(len(x))])
+    explainer = tfexplain.KernelShap(mlp_tf(params), bg, sampler="kernel", tolerance=0.05, n_samples=41,
+                                     max_samples=41 * 8)
+    exp = explainer(x, seed=4)
+    assert np.all((exp.n_evals - 1) % (41 * len(bg)) == 0) and np.all(exp.n_evals > 41 * len(bg) + 1)
+    assert np.all(np.isfinite(exp.stderr)) and np.all(exp.stderr > 0)
+    np.testing.assert_allclose(exp.values.sum(1), exp.model_output - exp.base_values, atol=2e-5)
+    assert np.mean(np.abs(exp.values - exact) <= 3 * exp.stderr) >= 0.8
+    np.testing.assert_allclose(explainer(x[2:4], seed=4, row_offset=2).values, exp.values[2:4], rtol=1e-6, atol=1e-7)
