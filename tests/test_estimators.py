@@ -8,7 +8,7 @@ import tensorflow as tf
 
 import tfexplain
 from tfexplain import _random
-from tfexplain.samplers import KernelSampler, LeverageSampler, random_subsets, water_fill
+from tfexplain.samplers import LeverageSampler, random_subsets, water_fill
 from conftest import exact_shapley, mlp_numpy, mlp_tf, mlp_weights
 
 
@@ -31,7 +31,8 @@ def test_random_subsets_are_the_smallest_keys_ties_by_index(rng, jit):
         np.testing.assert_array_equal(static(u).numpy(), (rank < size).astype(np.float32))
 
 
-@pytest.mark.parametrize("sampler", [LeverageSampler(9, 60), KernelSampler(9, 60)])
+# (the kernel sampler bootstraps its draws instead: test_kernel_sampler.py)
+@pytest.mark.parametrize("sampler", [LeverageSampler(9, 60)])
 def test_bootstrap_replicates_with_folded_complements_equal_the_full_solves(rng, sampler):
     from tfexplain import solvers
     c, o, n_boot, d = 3, 2, 5, sampler.n_features

@@ -434,7 +434,7 @@ class KernelShap(Explainer):
             return False
         if isinstance(self.sampler, LeverageSampler):
             return self.sampler.resampled
-        return self.sampler.bootstrap.active
+        return self.sampler.n_random > 0    # sampler="kernel": a random part to resample
 
     @property
     def _bootstraps(self) -> bool:
@@ -455,10 +455,13 @@ class KernelShap(Explainer):
             self._floats = fixed + self._pair_piece * per_pair
             return
         self._pair_piece, self._n_pieces = 0, 1
+        per_sample, extra, what = 2 * d + o, 0, f"sampler={self.sampler_name!r}"
+        if isinstance(self.sampler, KernelSampler):  # candidate draws, then the draw bootstrap's designs
+            extra = max(self.sampler.draw_floats, self.sampler.replicate_floats(boot) if boot else 0)
+        elif boot:
+            per_sample += boot * (d + 1)
         if self.adjust:
-            per_sample, extra, what = 2 * d + o, (boot + 1) * m * m, "the regression adjustment"
-        else:
-            per_sample, extra, what = 2 * d + o + boot * (d + 1), 0, f"sampler={self.sampler_name!r}"
+            extra, what = max(extra, (boot + 1) * m * m), "the regression adjustment"
         self._floats = fixed + m * per_sample + extra
         # the adjustment's kernel matrices are bounded by MAX_ADJUST_SAMPLES when "auto" turns it on
         small_adjust = self.adjust and m <= MAX_ADJUST_SAMPLES
@@ -482,6 +485,16 @@ class KernelShap(Explainer):
         The others cannot change any coalition's value: they get exactly 0 and stay out of the solve."""
         bg = tf.constant(self._active_background)
         return tf.cast(tf.reduce_any(tf.not_equal(x[:, None, :], bg[None]), axis=1), tf.float64)
+
+
+    def _draw_bootstrap_stderr(self, sample, y, v0, fx, key, rows, mask):
+        """sampler="kernel": the bootstrap resamples each instance's candidate draws
+        (``KernelSampler.replicate_weights``) and re-solves every replicate on all rows."""
+        replicates = self.sampler.replicate_weights(key, rows, sample.aux, self.n_bootstrap)
+        if self.adjust:  # replicate weights as per-sample multipliers of weight 1
+            return solvers.adjusted_bootstrap_stderr(sample.z, y, 1.0, v0, fx, tf.cast(replicates, tf.float64),
+                                                     np.arange(self.sampler.n_samples), mask=mask)
+        return solvers.shapley_bootstrap_stderr_weighted(sample.z, y, replicates, v0, fx, mask)
 
     def _keys(self, seed):
         if self.tolerance is None:
@@ -518,11 +531,8 @@ class KernelShap(Explainer):
         y = self._evaluate(x, sample)
         gram, rhs = solvers.shapley_normal_equations(sample.z, y, sample.weights, v0, fx, mask)
         var = None
-        if self._resamples:
-            plan = self.sampler.bootstrap
-            se = solvers.shapley_bootstrap_stderr(sample.z, y, sample.weights, v0, fx,
-                                                  plan.multipliers(boot_key, rows, self.n_bootstrap),
-                                                  plan.pair_ids, mask)
+        if self._resamples:  # sampler="kernel": resample each instance's candidate draws
+            se = self._draw_bootstrap_stderr(sample, y, v0, fx, boot_key, rows, mask)
             var = tf.square(tf.cast(se, tf.float64))
         return _Round(gram, rhs, var)
 
@@ -581,7 +591,9 @@ class KernelShap(Explainer):
         sample = self.sampler(keys[:-1], rows, x)
         y = self._evaluate(x, sample)
         values, _, _ = solvers.regression_adjusted_shapley(sample.z, y, sample.weights, v0, fx, mask=mask)
-        if self._bootstraps:
+        if self._bootstraps and isinstance(self.sampler, KernelSampler):
+            stderr = self._draw_bootstrap_stderr(sample, y, v0, fx, keys[-1], rows, mask)
+        elif self._bootstraps:
             plan = self.sampler.bootstrap
             multipliers = plan.multipliers(keys[-1], rows, self.n_bootstrap, rescale=False)
             stderr = solvers.adjusted_bootstrap_stderr(sample.z, y, sample.weights, v0, fx, multipliers,

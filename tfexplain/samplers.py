@@ -26,11 +26,14 @@ class Sample(NamedTuple):
     weights: [m] or [c, m] prior sample weights (Shapley kernel weights), or None.
     points: [c, m, d] model-space points when the sampler makes them itself (LIME), else None: then a
        masker turns (x, z) into model input.
+    aux: None, or a dict of per-instance tensors a sampler passes on to its own bootstrap
+       (``KernelSampler.replicate_weights``).
     """
 
     z: tf.Tensor
     weights: Optional[tf.Tensor]
     points: Optional[tf.Tensor]
+    aux: Optional[dict] = None
 
 
 def all_coalitions(d: int, sizes=None) -> np.ndarray:
@@ -349,14 +352,68 @@ class LeverageSampler:
         return Sample(z, tf.constant(self.weights), None)
 
 
-class KernelSampler:
-    """shap's KernelExplainer scheme, with static shapes.
+_WORD_BITS = 63  # features per int64 word of a packed coalition (bit 63, the sign, stays clear)
 
-    Coalition sizes are weighted by the Shapley kernel; sizes (with their complements) whose share of
-    the budget covers them are enumerated completely on the host, the rest of the budget is drawn as
-    complementary pairs: a size from the remaining kernel mass, then a uniform subset of that size.
-    Random samples share the remaining kernel mass equally (shap counts duplicates the same way). When
-    the budget covers all 2^d - 2 coalitions, everything is enumerated: exact Shapley values.
+
+def pack_masks(masks) -> tf.Tensor:
+    """{0,1} masks [..., d] -> int64 words [..., ceil(d / 63)]: bit k of word w is feature 63 w + k.
+    Two masks are equal exactly when their words are (any d)."""
+    d = masks.shape[-1]
+    words = []
+    for start in range(0, d, _WORD_BITS):
+        part = masks[..., start:start + _WORD_BITS]
+        powers = tf.constant([2**k for k in range(part.shape[-1])], tf.int64)
+        words.append(tf.reduce_sum(tf.cast(part > 0.5, tf.int64) * powers, -1))
+    return tf.stack(words, -1)
+
+
+def first_occurrences(words) -> tf.Tensor:
+    """words [c, T, W] (packed masks, :func:`pack_masks`) -> int32 [c, T]: for each candidate the index
+    of the first candidate with the same mask (its own index when it is new). Exact: the candidates are
+    sorted lexicographically by their words (stable sorts from the last word to the first, so equal
+    masks keep their draw order), equal neighbours form a group, and a group's first member is its
+    smallest index."""
+    c, n = tf.shape(words)[0], words.shape[1]
+    order = tf.broadcast_to(tf.range(n), [c, n])
+    for w in reversed(range(words.shape[-1])):
+        key = tf.gather(words[..., w], order, batch_dims=1)
+        order = tf.gather(order, tf.argsort(key, axis=-1, stable=True), batch_dims=1)
+    ordered = tf.gather(words, order, batch_dims=1)
+    start = tf.concat([tf.ones([c, 1], tf.bool),
+                       tf.reduce_any(tf.not_equal(ordered[:, 1:], ordered[:, :-1]), -1)], 1)
+    offset = tf.range(c)[:, None] * n
+    group = tf.cumsum(tf.cast(start, tf.int32), axis=1) - 1 + offset          # [c, T], flat group ids
+    first = tf.math.unsorted_segment_min(order, group, c * n)                  # smallest index per group
+    rep_sorted = tf.gather(first, group)
+    rep = tf.math.unsorted_segment_sum(rep_sorted, order + offset, c * n)    # back to draw order
+    return tf.reshape(rep, [c, n])
+
+
+class KernelSampler:
+    """shap's KernelExplainer scheme (``shap.KernelExplainer.explain``), vectorized with static shapes.
+
+    As in shap: coalition sizes are weighted by the Shapley kernel; sizes (with their complements, the
+    middle size of an even d alone) whose share of the budget covers them are enumerated on the host,
+    each coalition followed by its complement; the ``L`` coalitions left are random: ``T = 4 L``
+    candidate (size, subset) draws, a size from shap's probabilities (kernel weight of the size, halved
+    for paired sizes, over the sizes not enumerated), then a uniform subset of it. Candidates are
+    processed in draw order until ``L`` coalitions are in: a new subset is added, followed by its
+    complement for a paired size if the budget has room left (so an odd budget is honoured exactly and
+    the last complement may be dropped); a repeated subset adds one to its first occurrence's count and
+    its complement's. The random coalitions' weights are their counts, rescaled to sum to the kernel
+    weight the enumerated sizes leave. So coalitions are distinct, and the weights and the
+    distribution of what is drawn are shap's; the random numbers are not (Threefry per row, subsets as
+    the ``s`` smallest of ``d`` uniform keys rather than ``np.random.permutation``). When the budget
+    covers all 2^d - 2 coalitions, everything is enumerated: exact Shapley values.
+
+    In the graph all ``T`` candidates are drawn at once; repeats are found exactly by sorting the
+    candidates' packed masks (:func:`first_occurrences`), and a cumulative sum of each new candidate's
+    cost (1 or 2 rows) gives the cut-off where the budget is used up. Differences from shap: when the
+    ``T`` candidates hold fewer than ``L`` coalitions (tiny, nearly enumerated spaces), shap's design
+    has fewer rows; here the ``n_samples`` rows stay, the unfilled ones as empty coalitions with weight
+    0 (no effect on the estimate, but the model still evaluates them: ``n_evals`` counts them).
+    Weights are per instance: ``Sample.weights`` [c, m]. ``Sample.aux`` carries what
+    :meth:`replicate_weights` (the bootstrap over the draws) needs.
     """
 
     n_keys = 2
@@ -367,62 +424,123 @@ class KernelSampler:
         if full is not None and n_samples >= full:
             n_samples = full
         n_sizes = (d - 1 + 1) // 2              # sizes 1..ceil((d-1)/2); their complements are the rest
-        n_paired = (d - 1) // 2
+        n_paired = self.n_paired = (d - 1) // 2
         sizes = np.arange(1, n_sizes + 1)
         weight = (d - 1) / (sizes * (d - sizes)).astype(np.float64)
         weight[:n_paired] *= 2
         weight /= weight.sum()
 
         fixed, fixed_w = [], []
-        left = float(n_samples)
+        left = int(n_samples)
         remaining = weight.copy()
         n_full = 0
         for s in sizes:
-            count = comb(d, int(s)) * (2 if s <= n_paired else 1)
+            paired = s <= n_paired
+            count = comb(d, int(s)) * (2 if paired else 1)
             if left * remaining[s - 1] / count < 1.0 - 1e-8:
                 break
             n_full += 1
             left -= count
             if remaining[s - 1] < 1.0:
                 remaining /= 1.0 - remaining[s - 1]
-            per = weight[s - 1] / comb(d, int(s)) / (2 if s <= n_paired else 1)
+            per = weight[s - 1] / comb(d, int(s)) / (2 if paired else 1)
             z = all_coalitions(d, [int(s)])
-            fixed.append(z)
-            if s <= n_paired:
-                fixed.append(1.0 - z)
+            fixed.append(np.stack([z, 1.0 - z], 1).reshape(-1, d) if paired else z)  # set, complement, ...
             fixed_w.append(np.full(count, per))
         self.fixed = np.concatenate(fixed, 0) if fixed else np.zeros((0, d), np.float32)
-        self.fixed_weights = np.concatenate(fixed_w) if fixed_w else np.zeros(0)
-        self.n_pairs = 0 if n_full == n_sizes else int(left) // 2
+        self.fixed_weights = (np.concatenate(fixed_w) if fixed_w else np.zeros(0)).astype(np.float32)
+        self.exact = n_full == n_sizes
+        self.n_random = 0 if self.exact else left                       # L
+        self.n_draws = 4 * self.n_random                                 # T candidates, as shap
         self.first_random_size = n_full + 1
-        if self.n_pairs:
-            p = weight[n_full:] / weight[n_full:].sum()
+        if self.n_random:
+            p = weight.copy()
+            p[:n_paired] /= 2                                            # two coalitions per paired draw
+            p = p[n_full:] / p[n_full:].sum()
+            self.size_probabilities = p
             self.size_cdf = np.cumsum(p)[:-1].astype(np.float32)
-            random_w = np.full(2 * self.n_pairs, weight[n_full:].sum() / (2 * self.n_pairs))
+            self.weight_left = float(weight[n_full:].sum())
         else:
+            self.size_probabilities = np.zeros(0)
             self.size_cdf = np.zeros(0, np.float32)
-            random_w = np.zeros(0)
-        self.exact = self.n_pairs == 0 and n_full == n_sizes
-        self.n_samples = len(self.fixed) + 2 * self.n_pairs
-        self.weights = np.concatenate([self.fixed_weights, random_w]).astype(np.float32)
-        # Bootstrap units: each enumerated coalition alone (never resampled); each random pair, drawn
-        # i.i.d. with replacement, in one stratum without finite-population correction.
-        n_fixed = len(self.fixed)
-        pair_ids = np.concatenate([np.arange(n_fixed), n_fixed + np.arange(self.n_pairs),
-                                   n_fixed + np.arange(self.n_pairs)])
-        self.bootstrap = BootstrapPlan(pair_ids, n_fixed + self.n_pairs, [(n_fixed, self.n_pairs, 0.0)])
+            self.weight_left = 0.0
+        self.n_samples = len(self.fixed) + self.n_random
+
+    @property
+    def draw_floats(self) -> int:
+        """Floats one instance holds while its candidates are drawn and deduplicated (keys, their sort,
+        the masks)."""
+        return 3 * self.n_draws * self.n_features
+
+    def replicate_floats(self, n_boot: int) -> int:
+        """Floats one instance holds in :meth:`replicate_weights` and the replicate solves
+        (float64 weighted designs [B, m, d + 1])."""
+        return n_boot * (4 * self.n_draws + 2 * self.n_samples * (self.n_features + 1))
 
     def __call__(self, keys, rows, x) -> Sample:
         c = tf.shape(x)[0]
+        n_fixed = len(self.fixed)
         fixed = tf.tile(tf.constant(self.fixed)[None], [c, 1, 1])
-        if not self.n_pairs:
-            return Sample(fixed, tf.constant(self.weights), None)
-        u_size = _random.uniform(keys[0], rows, (self.n_pairs,))
-        offset = tf.reduce_sum(tf.cast(u_size[..., None] >= tf.constant(self.size_cdf), tf.int32), -1)
-        sizes = self.first_random_size + offset
-        subsets = random_subsets(_random.uniform(keys[1], rows, (self.n_pairs, self.n_features)), sizes)
-        z = tf.concat([fixed, subsets, 1.0 - subsets], axis=1)
-        return Sample(z, tf.constant(self.weights), None)
+        fixed_w = tf.tile(tf.constant(self.fixed_weights)[None], [c, 1])
+        if not self.n_random:
+            return Sample(fixed, fixed_w, None)
+        L, T, d = self.n_random, self.n_draws, self.n_features
+        u_size = _random.uniform(keys[0], rows, (T,))
+        sizes = self.first_random_size + tf.reduce_sum(
+            tf.cast(u_size[..., None] >= tf.constant(self.size_cdf), tf.int32), -1)          # [c, T]
+        masks = random_subsets(_random.uniform(keys[1], rows, (T, d)), sizes)                 # [c, T, d]
+        rep = first_occurrences(pack_masks(masks))
+        new = tf.equal(rep, tf.range(T))
+        paired = sizes <= self.n_paired
+        cost = tf.cast(new, tf.int32) * (1 + tf.cast(paired, tf.int32))  # rows a candidate adds
+        before = tf.cumsum(cost, axis=1, exclusive=True)                 # rows in before it
+        processed = before < L                                           # shap's loop reaches it
+        n_processed = tf.reduce_sum(tf.cast(processed, tf.int32), 1)
+        offset = tf.range(c)[:, None]
+        counts = tf.reshape(tf.math.unsorted_segment_sum(                # draws of each first occurrence
+            tf.cast(processed, tf.float32), rep + offset * T, c * T), [c, T])
+        # output row of each new candidate (position `before`) and of its complement (`before + 1`)
+        dump = c * L
+        first = tf.where(new & processed, offset * L + before, dump)
+        second = tf.where(new & processed & paired & (before + 1 < L), offset * L + before + 1, dump)
+        draw_ids = tf.broadcast_to(tf.range(T), [c, T])
+        source = tf.math.unsorted_segment_max(
+            tf.concat([2 * draw_ids + 1, 2 * draw_ids + 2], 1), tf.concat([first, second], 1), dump + 1)
+        source = tf.reshape(tf.maximum(source[:dump], 0), [c, L])       # 0: row left unfilled
+        filled = source > 0
+        draw = tf.maximum(source - 1, 0) // 2
+        z = tf.gather(masks, draw, batch_dims=1)
+        z = tf.where((source % 2 == 0)[..., None], 1.0 - z, z) * tf.cast(filled, tf.float32)[..., None]
+        raw = tf.gather(counts, draw, batch_dims=1) * tf.cast(filled, tf.float32)
+        w = raw * (self.weight_left / tf.maximum(tf.reduce_sum(raw, 1, keepdims=True), 1e-30))
+        aux = {"rep": rep, "processed": n_processed, "draw": draw, "filled": filled}
+        return Sample(tf.concat([fixed, z], 1), tf.concat([fixed_w, w], 1), None, aux)
+
+    def replicate_weights(self, key, rows, aux, n_boot: int) -> tf.Tensor:
+        """Bootstrap over the draws: per instance, the P candidate draws its sample processed (i.i.d.
+        in shap's scheme, repeats included) are resampled P times with replacement from the row's own
+        stream; a random coalition's replicate weight is proportional to its draws among the resampled
+        ones (complements with their sets), rescaled to the same kernel weight left; enumerated
+        coalitions keep their weights. Returns [c, n_boot, m] float32 (a coalition no resampled draw
+        hits gets 0)."""
+        c = tf.shape(rows)[0]
+        fixed = tf.tile(tf.constant(self.fixed_weights)[None, None], [c, n_boot, 1])
+        if not self.n_random:
+            return fixed
+        T = self.n_draws
+        p = aux["processed"][:, None, None]                                           # [c, 1, 1]
+        u = _random.uniform(key, rows, (n_boot, T))
+        pick = tf.minimum(tf.cast(u * tf.cast(p, tf.float32), tf.int32), p - 1)      # [c, B, T]
+        live = tf.range(T) < p                                                        # P draws each
+        rep = tf.gather(aux["rep"], pick, batch_dims=1)
+        replicate = tf.reshape(tf.range(c * n_boot), [c, n_boot, 1])
+        counts = tf.reshape(tf.math.unsorted_segment_sum(
+            tf.cast(live & tf.ones_like(rep, tf.bool), tf.float32), replicate * T + rep, c * n_boot * T),
+            [c, n_boot, T])
+        draw = tf.tile(aux["draw"][:, None], [1, n_boot, 1])
+        raw = tf.gather(counts, draw, batch_dims=2) * tf.cast(aux["filled"], tf.float32)[:, None]
+        w = raw * (self.weight_left / tf.maximum(tf.reduce_sum(raw, -1, keepdims=True), 1e-30))
+        return tf.concat([fixed, w], -1)
 
 
 class GaussianTabularSampler:

@@ -290,6 +290,37 @@ def adjusted_bootstrap_stderr(z, y, weights, v0, v1, multipliers, pair_ids, mask
     return tf.cast(tf.sqrt(var), tf.float32)
 
 
+def shapley_bootstrap_stderr_weighted(z, y, replicate_weights, v0, v1, mask=None):
+    """Standard errors of :func:`shapley_wls` from full per-sample replicate weights.
+
+    replicate_weights [c, B, m] (e.g. ``samplers.KernelSampler.replicate_weights``): replicate b is the
+    constrained WLS of :func:`shapley_wls` with weights replicate_weights[:, b], solved in float64 on
+    all m rows (no folding). Returns the standard deviation over the replicates, [c, d, o] (ddof = 1).
+    A replicate whose design is singular gets the minimum-norm solution, as :func:`shapley_wls` would
+    (the solve's jitter); a replicate with a non-finite solution (non-finite values y) is left out,
+    and with fewer than two finite replicates the standard error is +inf (unknown), never NaN.
+    """
+    d = z.shape[-1]
+    if d == 1:
+        return tf.zeros([tf.shape(z)[0], 1, y.shape[-1]], tf.float32)
+    a, b, delta = _shapley_design(z, y, v0, v1, mask)
+    w = tf.cast(replicate_weights, _F64)
+    w = tf.where(w > 0, w, tf.zeros_like(w))                           # negative or NaN weights: none
+    aw = a[:, None] * w[..., None]                                      # [c, B, m, d]
+    term = constraint_term(mask, d)
+    gram = tf.matmul(aw, a[:, None], transpose_a=True) + (term if mask is None else term[:, None])
+    rhs = tf.matmul(aw, b[:, None], transpose_a=True)                  # [c, B, d, o]
+    phi = solve_shapley(gram, rhs, delta[:, None], mask)
+    ok = tf.reduce_all(tf.math.is_finite(phi), axis=[2, 3])            # [c, B]
+    keep = tf.cast(ok, _F64)[:, :, None, None]
+    phi = tf.where(ok[:, :, None, None], phi, tf.zeros_like(phi))
+    n_ok = tf.reduce_sum(keep, axis=1)                                  # [c, 1, 1]
+    mean = tf.reduce_sum(phi * keep, axis=1, keepdims=True) / tf.maximum(n_ok, 1.0)[:, None]
+    var = tf.reduce_sum(keep * tf.square(phi - mean), axis=1) / tf.maximum(n_ok - 1.0, 1.0)
+    se = tf.where(n_ok >= 2.0, tf.sqrt(var), tf.constant(np.inf, _F64))
+    return tf.cast(se, tf.float32)
+
+
 class Moments(NamedTuple):
     """Weighted, centred second moments of a regression problem (float64)."""
 
