@@ -63,9 +63,27 @@ def test_xla_compiles_and_matches(make):
     if plain.stderr is not None:  # the bootstrap's many small solves take the unrolled factorization
         np.testing.assert_allclose(compiled.stderr, plain.stderr, rtol=1e-3, atol=1e-6)
     # the explain function really is an XLA cluster with no host-side ops
-    hlo = xla_explainer._fn.experimental_get_compiler_ir(
+    hlo = xla_explainer.graph_function(jit_compile=True).experimental_get_compiler_ir(
         tf.constant(data[:4]), tf.constant(2, tf.int64), tf.range(4, dtype=tf.int64))(stage="hlo")
     assert "HloModule" in hlo and "custom-call" not in hlo.replace("custom_call_target=\"__cpu", "")
+    # the chunk program the calls run is a host-op-free XLA program too
+    c = xla_explainer.instances_per_chunk
+    xs = np.resize(data, (c, data.shape[1])).astype(np.float32)
+    hlo = xla_explainer._xla_program.experimental_get_compiler_ir(
+        tf.constant(xs), tf.constant(2, tf.int64), tf.range(c, dtype=tf.int64))(stage="hlo")
+    assert "HloModule" in hlo and "custom-call" not in hlo.replace("custom_call_target=\"__cpu", "")
+
+
+def test_xla_compiles_at_most_two_programs_whatever_the_batch_sizes(make):
+    build, data = make
+    explainer = build(jit_compile=True, batch_size=2**16)
+    plain = build(batch_size=2**16)
+    assert explainer.instances_per_chunk > 1
+    big = np.tile(data, (3, 1))
+    for n in (1, 7, 49, 50, 130, 3):
+        got = explainer(big[:n], seed=5)
+        np.testing.assert_allclose(got.values, plain(big[:n], seed=5).values, rtol=1e-4, atol=1e-5)
+    assert explainer.compilations == 2 and explainer.tracing_count == 1
 
 
 def test_efficiency_and_shapes_under_xla_with_chunks(rng):

@@ -99,14 +99,15 @@ class Explainer:
         all_names = as_names(output_names, n_out, "output_names", "output ")
         self.output_names = [all_names[t] for t in self.targets]
         # x, seed, and each row's global index (its random stream)
-        signature = [tf.TensorSpec([None, n_features], tf.float32),
-                     tf.TensorSpec([], tf.int64), tf.TensorSpec([None], tf.int64)]
+        self._signature = [tf.TensorSpec([None, n_features], tf.float32),
+                           tf.TensorSpec([], tf.int64), tf.TensorSpec([None], tf.int64)]
         # partial objects, not lambdas or methods: TF counts retracing per code object, so explainers
         # sharing one would warn about "retracing" merely for being many.
-        self._fn = tf.function(functools.partial(self._compiled_graph, jit_compile), autograph=False,
-                               jit_compile=jit_compile, input_signature=signature)
+        self._xla_program = None
+        self.explain_fn = tf.function(functools.partial(self.explain_graph), autograph=False,
+                                      input_signature=self._signature)
         self._samples_fn = tf.function(functools.partial(self._sample_graph), autograph=False,
-                                       input_signature=signature)
+                                       input_signature=self._signature)
 
     def _check_probe(self, y):
         """Model outputs on the probe rows must be finite (probabilities for link="logit")."""
@@ -169,6 +170,58 @@ class Explainer:
         ``batch_size`` rows inside, so peak memory is bounded by ``batch_size`` either way, and the
         per-instance work runs as few, wide ops (what keeps an accelerator busy)."""
         return max(1, self.batch_size * self.n_features // max(1, self._instance_floats()))
+
+    def explain_graph(self, x, seed, row_ids, *, jit_compile=None) -> dict:
+        """The explain computation as TensorFlow ops: x float32 [n, d], seed int64 [], row_ids int64 [n]
+        (each row's global index: its random stream) -> dict of tensors [n, ...] (``values``, ``fx``,
+        and the method's other fields, e.g. ``stderr``). ``explainer.explain_fn`` is this function as a
+        ``tf.function``; calls, export and datasets all go through it. Traceable inside any
+        ``tf.function``; no checks (the callers check their inputs).
+
+        With XLA (``jit_compile``, default: the explainer's), the instances run in chunks of
+        ``instances_per_chunk`` through one XLA program of a fixed shape, and the rows left over one at
+        a time through a second: XLA compiles at most two programs per explainer, whatever the batch
+        sizes (``explainer.compilations``)."""
+        jit = self.jit_compile if jit_compile is None else jit_compile
+        if not jit:
+            return self._graph(x, seed, row_ids)
+        return self._xla_chunks(x, seed, row_ids)
+
+    def _chunk_program(self, x, seed, rows):
+        """One chunk of instances, as the XLA program compiles it."""
+        with solvers.compiled_solves(True):
+            return self._explain_chunk(self._keys(seed), rows, x)
+
+    def _xla_chunks(self, x, seed, rows):
+        if self._xla_program is None:
+            self._adapter.require_in_graph("`jit_compile=True`")
+            self._xla_program = tf.function(functools.partial(self._chunk_program), jit_compile=True,
+                                            autograph=False)
+        size, d = self.instances_per_chunk, self.n_features
+        spec = self._output_spec()
+        n = tf.shape(x)[0]
+        full = n // size
+
+        def run(xs, rs, width):
+            out = tf.map_fn(lambda e: self._xla_program(e[0], seed, e[1]), (xs, rs), parallel_iterations=1,
+                            fn_output_signature={k: tf.TensorSpec([width] + s.shape[1:], s.dtype)
+                                                 for k, s in spec.items()})
+            return {k: tf.reshape(v, tf.concat([[-1], tf.shape(v)[2:]], 0)) for k, v in out.items()}
+
+        head = run(tf.reshape(x[: full * size], [full, size, d]), tf.reshape(rows[: full * size], [full, size]), size)
+        tail = run(x[full * size:][:, None], rows[full * size:][:, None], 1)
+        return {k: tf.concat([head[k], tail[k]], 0) for k in head}
+
+    @property
+    def compilations(self) -> int:
+        """XLA programs compiled so far (at most 2: a full chunk of instances and a single instance)."""
+        return 0 if self._xla_program is None else self._xla_program.experimental_get_tracing_count()
+
+    def graph_function(self, jit_compile: bool):
+        """The whole explain call as one ``tf.function`` of (x, seed, row_ids): with ``jit_compile`` a
+        single XLA program per batch size (what ``benchmarks/gpu/lower.py`` lowers to StableHLO)."""
+        return tf.function(functools.partial(self._compiled_graph, jit_compile), jit_compile=jit_compile,
+                           autograph=False, input_signature=self._signature)
 
     def _compiled_graph(self, jit_compile, x, seed, rows):
         """The explain graph, traced for XLA when ``jit_compile`` (see ``solvers.compiled_solves``)."""
@@ -244,7 +297,7 @@ class Explainer:
         Raises ValueError when an explanation is not finite: the model gave NaN / Inf (or, with
         link="logit", a value outside [0, 1]) on some of its rows, which the graph propagates as NaN."""
         start = time.perf_counter()
-        out = self._fn(tf.constant(data), tf.constant(seed, tf.int64), tf.constant(rows, tf.int64))
+        out = self.explain_fn(tf.constant(data), tf.constant(seed, tf.int64), tf.constant(rows, tf.int64))
         out = {k: v.numpy() for k, v in out.items()}
         seconds = time.perf_counter() - start
         bad = _diagnostics.nonfinite_instances(out, len(data))
@@ -255,7 +308,7 @@ class Explainer:
     @property
     def tracing_count(self) -> int:
         """How many times the explain graph was traced (1 after any number of calls and batch sizes)."""
-        return self._fn.experimental_get_tracing_count()
+        return self.explain_fn.experimental_get_tracing_count()
 
     @property
     def n_evals_per_instance(self) -> int:

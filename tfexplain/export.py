@@ -127,11 +127,12 @@ def export(explainer: Explainer, path, jit_compile: bool = False, *, overwrite: 
 
     def compute(x, seed):
         rows = tf.range(tf.shape(x, out_type=tf.int64)[0])
-        return explainer._signature_outputs(explainer._compiled_graph(jit_compile, x, seed, rows))
+        return explainer._signature_outputs(explainer.explain_graph(x, seed, rows, jit_compile=jit_compile))
 
-    # The explain graph (XLA-compiled with jit_compile) is called from a plain function holding the
-    # checks: asserts and the empty-batch branch cannot live inside an XLA cluster.
-    inner = tf.function(compute, jit_compile=jit_compile, autograph=False)
+    # The explain graph (with jit_compile, fixed-size chunks through one XLA program) is called from a
+    # plain function holding the checks: asserts and the empty-batch branch cannot live inside an XLA
+    # cluster.
+    inner = tf.function(compute, autograph=False)
 
     def explain(x, seed):
         x = _checked_inputs(x, seed, d)

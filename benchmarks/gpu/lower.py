@@ -90,7 +90,7 @@ def main():
         suffix = "" if batch_size == tfexplain.explainers.DEFAULT_BATCH_SIZE else f"_b{batch_size}"
         for method, explainer in build(batch_size).items():
             name = f"{method}_{n}{suffix}"
-            lower(explainer._fn, call, name, args.out, n <= args.check_max)
+            lower(explainer.graph_function(jit_compile=True), call, name, args.out, n <= args.check_max)
             floor = model_floor(explainer)
             lower(floor, (tf.constant(x),), f"floor_{name}", args.out, False)
             meta["runs"].append({"name": name, "floor": f"floor_{name}", "n": n, "method": method,
