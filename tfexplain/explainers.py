@@ -607,7 +607,8 @@ class KernelShap(Explainer):
 
         def piece(j):
             pair = j * size + tf.range(size)
-            sets = plan.pairs(keys, rows, state, pair)                              # [c, P, d]
+            # one piece: all pairs, the table and random parts generated apart
+            sets = plan.pairs(keys, rows, state, None if n_pieces == 1 else pair)   # [c, P, d]
             z = tf.reshape(tf.stack([sets, 1.0 - sets], axis=2), [c, 2 * size, d])
             y = self._evaluate(x, Sample(z, None, None))
             w_pair = plan.pair_weights(pair)                                        # [P], 0 for padding

@@ -314,40 +314,53 @@ class LeverageSampler:
             return tf.zeros([tf.shape(rows)[0], 0], tf.int32)
         return tf.concat(picks, axis=1)
 
-    def pairs(self, keys, rows, state, pair):
+    def pairs(self, keys, rows, state, pair=None):
         """The sets of the given pairs, {0, 1} float32 [c, len(pair)] + [d] (their complements are
         1 - sets). ``pair``: int32 [L] pair indices; indices beyond the plan give a valid set (padding,
-        to be weighted 0)."""
-        d, c = self.n_features, tf.shape(rows)[0]
+        to be weighted 0). ``pair=None``: all of them, the table and random parts generated apart."""
+        if pair is None:
+            parts = []
+            if self.n_table_pairs:
+                parts.append(self._table_sets(rows, state, tf.range(self.n_table_pairs)))
+            if self.n_pairs > self.n_table_pairs:
+                parts.append(self._random_sets(keys, rows, tf.range(self.n_pairs - self.n_table_pairs)))
+            return tf.concat(parts, axis=1) if len(parts) > 1 else parts[0]
         pair = tf.minimum(pair, self.n_pairs - 1)
+        table = self._table_sets(rows, state, pair) if self.n_table_pairs else None
+        if not self._random:
+            return table
+        drawn = self._random_sets(keys, rows, tf.maximum(pair - self.n_table_pairs, 0))
+        return drawn if table is None else tf.where((pair < self.n_table_pairs)[None, :, None], table, drawn)
+
+    def _table_sets(self, rows, state, pair):
+        """Sets of enumerated or without-replacement pairs (indices < n_table_pairs), [c, L, d]."""
+        c = tf.shape(rows)[0]
         n_fixed = sum(cl.pairs for cl in self._full)
-        parts = None
-        if self.n_table_pairs:
-            idx = tf.broadcast_to(pair[None, :], tf.stack([c, tf.shape(pair)[0]]))
-            if self._table:
-                drawn = tf.gather(state, tf.clip_by_value(pair - n_fixed, 0, tf.shape(state)[1] - 1), axis=1)
-                idx = tf.where(pair[None, :] < n_fixed, idx, drawn)
-            table = tf.cast(tf.gather(tf.constant(self._sets), tf.minimum(idx, len(self._sets) - 1)), tf.float32)
-            parts = table
-        if self._random:
-            q = tf.maximum(pair - self.n_table_pairs, 0)
-            cls = tf.reduce_sum(tf.cast(q[:, None] >= tf.constant(self._random_starts[1:]), tf.int32), -1)
-            u = _random.uniform_blocks(keys[0], rows, q, d)                        # [c, L, d]
-            if self._random_middle.any():  # the middle layer's canonical member holds the last player
-                middle = tf.gather(tf.constant(self._random_middle), cls)
-                last = tf.constant(np.arange(d) == d - 1)
-                u = tf.where(middle[None, :, None] & last, tf.zeros_like(u), u)
-            sizes = tf.broadcast_to(tf.gather(tf.constant(self._random_sizes), cls)[None], tf.shape(u)[:2])
-            drawn = random_subsets(u, sizes)
-            parts = drawn if parts is None else tf.where((pair < self.n_table_pairs)[None, :, None], parts, drawn)
-        return parts
+        idx = tf.broadcast_to(pair[None, :], tf.stack([c, tf.shape(pair)[0]]))
+        if self._table:
+            drawn = tf.gather(state, tf.clip_by_value(pair - n_fixed, 0, tf.shape(state)[1] - 1), axis=1)
+            idx = tf.where(pair[None, :] < n_fixed, idx, drawn)
+        return tf.cast(tf.gather(tf.constant(self._sets), tf.minimum(idx, len(self._sets) - 1)), tf.float32)
+
+    def _random_sets(self, keys, rows, q):
+        """Sets of the random pairs q (indices into the random block), [c, L, d]: block q of the row's
+        stream gives d uniform keys, the set is the ``size`` smallest."""
+        d = self.n_features
+        cls = tf.reduce_sum(tf.cast(q[:, None] >= tf.constant(self._random_starts[1:]), tf.int32), -1)
+        u = _random.uniform_blocks(keys[0], rows, q, d)                            # [c, L, d]
+        if self._random_middle.any():  # the middle layer's canonical member holds the last player
+            middle = tf.gather(tf.constant(self._random_middle), cls)
+            last = tf.constant(np.arange(d) == d - 1)
+            u = tf.where(middle[None, :, None] & last, tf.zeros_like(u), u)
+        sizes = tf.broadcast_to(tf.gather(tf.constant(self._random_sizes), cls)[None], tf.shape(u)[:2])
+        return random_subsets(u, sizes)
 
     def __call__(self, keys, rows, x) -> Sample:
         """All the plan's samples at once (interleaved pairs)."""
         c, d = tf.shape(x)[0], self.n_features
         if self.n_pairs == 0:
             return Sample(tf.zeros([c, 0, d]), tf.zeros([0]), None)
-        sets = self.pairs(keys, rows, self.prepare(keys, rows), tf.range(self.n_pairs))
+        sets = self.pairs(keys, rows, self.prepare(keys, rows))
         z = tf.reshape(tf.stack([sets, 1.0 - sets], axis=2), [c, self.n_samples, d])
         return Sample(z, tf.constant(self.weights), None)
 
