@@ -129,3 +129,23 @@ def test_python_dash_m_help():
                           env=env, timeout=120, cwd=root)
     assert proc.returncode == 0 and proc.stderr == ""
     assert "{explain,export,plot}" in proc.stdout
+
+
+def test_explain_a_savedmodel_directory(files, capsys, tmp_path):
+    import tensorflow as tf
+    w = tf.constant(np.arange(8, dtype=np.float32).reshape(4, 2) / 8)
+
+    class M(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 4], tf.float32)])
+        def __call__(self, x):
+            return tf.nn.softmax(tf.matmul(x, w))
+
+    tf.saved_model.save(M(), str(tmp_path / "sm"))
+    out = tmp_path / "r.npz"
+    code, _, err = _run(capsys, "explain", tmp_path / "sm", files["x_path"], "--background", files["bg_path"],
+                        "--n-samples", 14, "--out", out, "--quiet")
+    assert code == 0 and err == ""
+    ref = tfexplain.KernelShap(M(), files["bg"], n_samples=14)(files["x"])
+    with np.load(out, allow_pickle=False) as z:
+        np.testing.assert_allclose(z["values"], ref.values, rtol=1e-5, atol=1e-7)
+        assert z["values"].shape == (5, 4, 2)

@@ -266,3 +266,22 @@ def test_import_prints_nothing_to_stderr():
              "UserWarning: something real\n")
     assert filter_noise(noisy) == ("E0000 00:00:1796012769.560161   12822 cuda_dnn.cc:8579] Unable to register "
                                    "cuDNN factory\nUserWarning: something real\n")
+
+
+def test_optional_dependencies_missing_say_what_to_install(shap_exp, monkeypatch):
+    import builtins
+    real = builtins.__import__
+
+    def fake(name, *a, **k):
+        if name.split(".")[0] in ("pandas", "shap"):
+            raise ImportError(name)
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", fake)
+    monkeypatch.delitem(sys.modules, "pandas", raising=False)
+    monkeypatch.delitem(sys.modules, "shap", raising=False)
+    with pytest.raises(ImportError, match=r"to_pandas\(\) needs pandas.*pip install pandas"):
+        shap_exp.to_pandas()
+    with pytest.raises(ImportError, match=r"to_shap\(\) needs shap.*pip install shap"):
+        shap_exp.to_shap()
+    assert json.loads(shap_exp.to_json())["values"]          # the plain conversions need neither
