@@ -39,7 +39,7 @@ def test_surrogate_matches_sklearn_ridge_on_same_samples(setting):
 
 def test_samples_follow_lime_recipe(setting):
     params, train, x = setting
-    lime = tfexplain.Lime(mlp_tf(params), train, n_samples=4000)
+    lime = tfexplain.Lime(mlp_tf(params), train, n_samples=4000, target=1)
     s = lime.samples(x[:2], seed=0)
     mean, std = train.mean(0), train.std(0)
     # row 0 is the instance itself; the rest are N(mean, std) draws, z their standardized form
@@ -56,11 +56,13 @@ def test_samples_follow_lime_recipe(setting):
                                rtol=1e-4, atol=1e-5)
 
 
-def test_default_target_is_class_one_like_lime(setting):
+def test_default_target_is_the_predicted_class(setting):
     params, train, x = setting
     lime = tfexplain.Lime(mlp_tf(params), train, n_samples=300)
-    assert lime.targets == [1]
-    assert lime(x).values.shape == (4, 6)
+    exp = lime(x)
+    assert exp.values.shape == (4, 6)
+    np.testing.assert_array_equal(exp.target, mlp_numpy(params, x).argmax(1))
+    assert tfexplain.Lime(mlp_tf(params), train, n_samples=300, target=1).targets == [1]  # lime's labels=(1,)
     single = tfexplain.Lime(lambda t: mlp_tf(params)(t)[:, 0], train, n_samples=300)
     assert single.targets == [0]
 
@@ -69,7 +71,7 @@ def test_default_target_is_class_one_like_lime(setting):
 def test_feature_selection_matches_lime_base(setting, method, k):
     lime_base = pytest.importorskip("lime.lime_base")
     params, train, x = setting
-    lime = tfexplain.Lime(mlp_tf(params), train, n_samples=400, num_features=k, feature_selection=method)
+    lime = tfexplain.Lime(mlp_tf(params), train, n_samples=400, num_features=k, feature_selection=method, target=1)
     exp = lime(x, seed=1)
     s = lime.samples(x, seed=1)
     base = lime_base.LimeBase(kernel_fn=lambda d: d)

@@ -80,3 +80,30 @@ def as_names(names, n: int, name: str, default_prefix: str) -> list[str]:
     if len(names) != n:
         raise ValueError(f"`{name}` has {len(names)} entries but there are {n}.")
     return names
+
+
+def frame_columns(value) -> list[str] | None:
+    """The column names of a pandas DataFrame (as str), else None (arrays, tensors, lists)."""
+    columns = getattr(value, "columns", None)
+    if columns is None or not hasattr(value, "to_numpy") or getattr(value, "ndim", 2) != 2:
+        return None
+    return [str(c) for c in columns]
+
+
+def check_columns(x, expected: list[str], name: str = "x") -> None:
+    """If ``x`` is a DataFrame, its columns must be ``expected`` (names and order), else ValueError
+    naming the missing, unexpected or reordered columns."""
+    columns = frame_columns(x)
+    if columns is None or columns == list(expected):
+        return
+    missing = [c for c in expected if c not in columns]
+    extra = [c for c in columns if c not in expected]
+    parts = []
+    if missing:
+        parts.append(f"missing {missing}")
+    if extra:
+        parts.append(f"unexpected {extra}")
+    if not parts:
+        parts.append(f"same names in a different order (expected {list(expected)}, got {columns}); "
+                     f"reorder with {name}[explainer.feature_names]")
+    raise ValueError(f"`{name}`'s columns do not match the explainer's features: " + "; ".join(parts) + ".")

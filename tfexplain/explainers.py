@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import functools
 import time
+import warnings
 from typing import NamedTuple, Optional
 
 import numpy as np
 import tensorflow as tf
 
 from . import _diagnostics, _random, kernels, solvers
-from ._validation import as_choice, as_int, as_matrix, as_names, as_seed
+from .background import BackgroundSummary
+from ._validation import as_choice, as_int, as_matrix, as_names, as_seed, check_columns, frame_columns
 from .evaluation import accumulate_pieces, chunked_map, evaluate
 from .explanation import Explanation
 from .maskers import BackgroundMasker, PointMasker
@@ -24,7 +26,9 @@ from .models import ModelAdapter, as_2d
 from .samplers import GaussianTabularSampler, KernelSampler, LeverageSampler, Sample, nearest_even_budgets
 
 DEFAULT_BATCH_SIZE = 2**17
+PROGRESS_ROWS = 2**25  # verbose="auto": a progress bar when a call evaluates at least this many model rows
 MAX_EXACT_FEATURES = 20
+MAX_QUICK_BACKGROUND = 300  # KernelShap warns above this many background rows
 MAX_ADJUST_SAMPLES = 256
 _LOGIT_EPS = 1e-7
 
@@ -77,7 +81,8 @@ class Explainer:
     _probe_arg = "data"  # the constructor argument whose first rows probe the model (for messages)
 
     def _setup(self, model, probe, *, n_features, sampler, masker, kernel, target, default_target,
-               link, batch_size, jit_compile, feature_names, output_names, output_key):
+               link, batch_size, jit_compile, feature_names, output_names, output_key, columns=None,
+               top_labels=None):
         self.n_features = n_features
         self.model = model
         self.sampler, self.masker, self.kernel = sampler, masker, kernel
@@ -92,12 +97,17 @@ class Explainer:
             self._adapter.require_in_graph("`jit_compile=True`")
         self._model_fn = self._adapter.fn
         n_out, self._squeeze = self._adapter.n_outputs, self._adapter.squeeze
-        self.targets, self._single = self._resolve_target(target, default_target, n_out)
+        all_names = as_names(output_names, n_out, "output_names", "output ")
+        self.targets, self._single, self._pick = self._resolve_target(target, default_target, n_out, all_names,
+                                                                      top_labels)
         self.n_outputs = len(self.targets)
         self._check_probe(self._adapter.probe[:, self.targets])
-        self.feature_names = as_names(feature_names, n_features, "feature_names", "x")
-        all_names = as_names(output_names, n_out, "output_names", "output ")
-        self.output_names = [all_names[t] for t in self.targets]
+        # a DataFrame's columns name the features unless feature_names does; x frames must match them
+        self._columns = columns
+        self.feature_names = as_names(columns if feature_names is None else feature_names, n_features,
+                                      "feature_names", "x")
+        # with a per-row target (predicted class, top labels) exp.target indexes all the outputs' names
+        self.output_names = all_names if self._pick else [all_names[t] for t in self.targets]
         # x, seed, and each row's global index (its random stream)
         self._signature = [tf.TensorSpec([None, n_features], tf.float32),
                            tf.TensorSpec([], tf.int64), tf.TensorSpec([None], tf.int64)]
@@ -114,23 +124,67 @@ class Explainer:
         _diagnostics.check_rows(y, self._probe_arg, logit=self.link == "logit", first=True)
 
     @staticmethod
-    def _resolve_target(target, default, n_out):
+    def _resolve_target(target, default, n_out, names, top_labels=None):
+        """(explained output indices, whether values drop the output axis, per-row pick) from ``target``:
+        an index, an output name, a list of them, None (``default(n_out)``), or "predicted" (each row's
+        largest output: all outputs are explained in the graph and each row's is gathered); or from
+        ``top_labels=k`` (each row's k largest outputs). The pick is None, "predicted" or k."""
+        if top_labels is not None:
+            if target is not None:
+                raise ValueError("pass either `target` or `top_labels`, not both.")
+            k = as_int(top_labels, "top_labels", minimum=1)
+            if k > n_out:
+                raise ValueError(f"`top_labels` is {k} but the model has {n_out} output(s).")
+            return list(range(n_out)), False, k
         if target is None:
             target = default(n_out)
             if target is None:
-                return list(range(n_out)), n_out == 1
+                return list(range(n_out)), n_out == 1, None
+        if isinstance(target, str) and target == "predicted" and "predicted" not in names:
+            if n_out == 1:  # one output: it is the prediction
+                return [0], True, None
+            return list(range(n_out)), True, "predicted"
+
+        def index(t):
+            if isinstance(t, str):
+                if t not in names:
+                    raise ValueError(f"`target` {t!r} is not an output name; the outputs are {names} "
+                                     "(or use target='predicted').")
+                return names.index(t)
+            t = as_int(t, "target")
+            if not 0 <= t < n_out:
+                raise ValueError(f"`target` {t} is out of range: the model has {n_out} output(s).")
+            return t
+
         if isinstance(target, (list, tuple, np.ndarray)):
-            idx = [as_int(t, "target") for t in target]
+            idx = [index(t.item() if isinstance(t, np.generic) else t) for t in target]
             single = False
         else:
-            idx = [as_int(target, "target")]
+            idx = [index(target)]
             single = True
         if not idx:
             raise ValueError("`target` is an empty list.")
-        for t in idx:
-            if not 0 <= t < n_out:
-                raise ValueError(f"`target` {t} is out of range: the model has {n_out} output(s).")
-        return idx, single
+        return idx, single, None
+
+    def _select(self, out):
+        """Graph outputs of all outputs -> those of each row's picked outputs (``target="predicted"``:
+        the largest model output; ``top_labels=k``: the k largest, in decreasing order), gathered along
+        the output axis; adds ``target`` [n, k] and, for KernelShap, each row's ``base_values``."""
+        if not self._pick:
+            return out
+        fx = out["fx"]
+        if self._pick == "predicted":
+            idx = tf.argmax(fx, axis=1, output_type=tf.int32)[:, None]
+        else:
+            idx = tf.math.top_k(fx, k=self._pick).indices
+        picked = {}
+        for key, v in out.items():
+            rank = v.shape.rank
+            picked[key] = tf.gather(v, idx, axis=rank - 1, batch_dims=1) if rank in (2, 3) else v
+        if "intercept" not in out:
+            picked["base_values"] = tf.gather(tf.constant(self.base_values), idx)
+        picked["target"] = tf.cast(idx, tf.int64)
+        return picked
 
     # ---- graph -------------------------------------------------------------------------------
     def _explained_outputs(self, rows):
@@ -184,8 +238,8 @@ class Explainer:
         sizes (``explainer.compilations``)."""
         jit = self.jit_compile if jit_compile is None else jit_compile
         if not jit:
-            return self._graph(x, seed, row_ids)
-        return self._xla_chunks(x, seed, row_ids)
+            return self._select(self._graph(x, seed, row_ids))
+        return self._select(self._xla_chunks(x, seed, row_ids))
 
     def _chunk_program(self, x, seed, rows):
         """One chunk of instances, as the XLA program compiles it."""
@@ -226,7 +280,7 @@ class Explainer:
     def _compiled_graph(self, jit_compile, x, seed, rows):
         """The explain graph, traced for XLA when ``jit_compile`` (see ``solvers.compiled_solves``)."""
         with solvers.compiled_solves(jit_compile):
-            return self._graph(x, seed, rows)
+            return self._select(self._graph(x, seed, rows))
 
     def _graph(self, x, seed, rows):
         keys = self._keys(seed)
@@ -276,29 +330,64 @@ class Explainer:
         raise NotImplementedError
 
     # ---- boundary ------------------------------------------------------------------------------
-    def __call__(self, x, seed: int = 0, *, row_offset: int = 0) -> Explanation:
+    def __call__(self, x, seed: int = 0, *, row_offset: int = 0, verbose="auto") -> Explanation:
         """Explains the rows of ``x`` [n, d] (or one row [d]).
 
+        x: array, tensor or pandas DataFrame; a frame's columns must equal the explainer's (its
+            background / training frame's, in order) when the explainer was built from a frame.
         seed: int; row i's random stream depends on (seed, row_offset + i) only, so a dataset
-        explained in any batching gives the same numbers as in one call.
+            explained in any batching gives the same numbers as in one call.
+        row_offset: global index of x's first row (for explaining a dataset in batches).
+        verbose: "auto" (default) shows a progress bar (``keras.utils.Progbar``) when the call evaluates
+            at least ``PROGRESS_ROWS`` (2^25) model rows in all; 1 / True always, 0 / False never. With a
+            bar, the rows are explained in batches of instances (same numbers: see ``seed``).
 
         Raises ValueError for bad arguments (before tracing), and when an explanation is not finite:
         the message says on how many of the failing instances' rows the model gave NaN / Inf (or, with
         link="logit", outputs outside [0, 1]).
         """
+        if self._columns is not None:
+            check_columns(x, self._columns)
         data = as_matrix(x, "x", n_features=self.n_features, allow_vector=True)
         seed = as_seed(seed)
         rows = _row_ids(len(data), as_int(row_offset, "row_offset", minimum=0))
-        return self._run(data, seed, rows)
+        return self._run(data, seed, rows, verbose)
 
-    def _run(self, data: np.ndarray, seed: int, rows) -> Explanation:
-        """Explains validated rows ``data`` whose random streams are the global row ids ``rows``.
+    def _progress_step(self, n: int, verbose):
+        """Instances per batch when a progress bar is shown, else None."""
+        if verbose is None or verbose not in ("auto", 0, 1):  # True == 1, False == 0
+            raise ValueError(f"`verbose` must be 'auto', 0 or 1, got {verbose!r}.")
+        if verbose == "auto":
+            total = n * self.n_evals_per_instance * getattr(self, "max_rounds", 1)
+            verbose = int(n > 1 and total >= PROGRESS_ROWS)
+        if not verbose:
+            return None
+        chunk = self.instances_per_chunk  # batches of whole chunks, about 50 updates
+        per_update = -(-n // 50)
+        return chunk * -(-per_update // chunk)
+
+    def _call_graph(self, data, seed, rows) -> dict:
+        out = self.explain_fn(tf.constant(data), tf.constant(seed, tf.int64), tf.constant(rows, tf.int64))
+        return {k: v.numpy() for k, v in out.items()}
+
+    def _run(self, data: np.ndarray, seed: int, rows, verbose=0) -> Explanation:
+        """Explains validated rows ``data`` whose random streams are the global row ids ``rows``, in
+        one graph call, or in batches of instances with a progress bar (see ``__call__``'s verbose).
 
         Raises ValueError when an explanation is not finite: the model gave NaN / Inf (or, with
         link="logit", a value outside [0, 1]) on some of its rows, which the graph propagates as NaN."""
         start = time.perf_counter()
-        out = self.explain_fn(tf.constant(data), tf.constant(seed, tf.int64), tf.constant(rows, tf.int64))
-        out = {k: v.numpy() for k, v in out.items()}
+        step = self._progress_step(len(data), verbose)
+        if step is None:
+            out = self._call_graph(data, seed, rows)
+        else:
+            import keras
+            bar = keras.utils.Progbar(len(data), unit_name="instance")
+            parts = []
+            for i in range(0, len(data), step):
+                parts.append(self._call_graph(data[i:i + step], seed, rows[i:i + step]))
+                bar.update(min(len(data), i + step))
+            out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
         seconds = time.perf_counter() - start
         bad = _diagnostics.nonfinite_instances(out, len(data))
         if bad.size:  # only on failure: re-evaluate the failing instances' rows to say what went wrong
@@ -320,10 +409,14 @@ class Explainer:
         result = {"values": sq(out["values"]), "model_output": sq(out["fx"])}
         if "stderr" in out:
             result["stderr"] = sq(out["stderr"])
+        if "target" in out:
+            result["target"] = sq(out["target"])
         if "intercept" in out:
             result.update(base_values=sq(out["intercept"]), intercept=sq(out["intercept"]),
                           contributions=sq(out["contributions"]),
                           score=sq(out["score"]), local_pred=sq(out["local_pred"]))
+        elif "base_values" in out:
+            result["base_values"] = sq(out["base_values"])
         else:
             n = tf.shape(out["fx"])[0]
             result["base_values"] = sq(tf.broadcast_to(tf.constant(self.base_values), [n, self.n_outputs]))
@@ -337,7 +430,8 @@ class Explainer:
         return Explanation(
             data=data, feature_names=list(self.feature_names), output_names=list(self.output_names),
             method=self.method, model_output=self._squeeze_out(out["fx"]),
-            n_evals=out.get("n_evals", np.full(n, self.n_evals_per_instance, np.int64)), seconds=seconds, **kw)
+            n_evals=out.get("n_evals", np.full(n, self.n_evals_per_instance, np.int64)), seconds=seconds,
+            target=self._squeeze_out(out["target"]) if "target" in out else None, **kw)
 
 
 class KernelShap(Explainer):
@@ -352,8 +446,11 @@ class KernelShap(Explainer):
         ``tf.numpy_function`` with a warning: slower, and no ``jit_compile`` or ``tfexplain.export``.
         The model must give finite outputs: NaN / Inf on a background row raises ValueError here, on
         an explained instance's rows at call time.
-    background: [k, d] rows that stand in for absent features (k >= 1; shap recommends <= 100,
-        e.g. a k-means summary); background_weights: optional [k] weights.
+    background: [k, d] rows that stand in for absent features (k >= 1; array, tensor or pandas
+        DataFrame, whose columns then name the features), or a ``tfexplain.background.kmeans`` /
+        ``sample`` summary ``(data, weights)``. The cost is linear in k: above 300 rows a UserWarning
+        suggests those summaries (shap recommends <= 100).
+    background_weights: optional [k] non-negative weights of the background rows.
     n_samples: coalitions per instance (default 2d + 2048, as shap); >= 2^d - 2 enumerates all of them
         and gives exact Shapley values.
     sampler: "leverage" (default; paired leverage-score sampling, Musco & Witter 2025), "kernel"
@@ -371,9 +468,14 @@ class KernelShap(Explainer):
         over rounds, and ``exp.n_evals`` reports each instance's model evaluations.
     link: "identity" or "logit" (attributions in log-odds of the model's probability output; the
         outputs must be probabilities in [0, 1], else ValueError: use "identity" for logits / scores).
-    target: output index, list of indices, or None for every output.
+    target: output index or name (from ``output_names``), a list of them, None for every output, or
+        "predicted": each row's largest output (its predicted class): values [n, d], ``exp.target``
+        [n] the chosen indices (all outputs are explained in the graph, each row's is gathered).
+    feature_names: d names (default: a DataFrame background's columns, else x0, x1, ...).
+    output_names: names of the model's outputs (default: output 0, output 1, ...).
     batch_size: most model-input rows evaluated at once (bounds peak memory).
     jit_compile: compile the explain graph with XLA.
+    output_key: for a model returning a dict, the key of the output to explain.
     """
 
     method = "KernelShap"
@@ -383,8 +485,19 @@ class KernelShap(Explainer):
                  background_weights=None,
                  feature_names=None, output_names=None, batch_size=DEFAULT_BATCH_SIZE, jit_compile=False,
                  output_key=None):
+        if isinstance(background, BackgroundSummary):
+            if background_weights is not None:
+                raise ValueError("`background` is a summary with its own weights; do not pass `background_weights`.")
+            background, background_weights = background.data, background.weights
+        columns = frame_columns(background)
         bg = as_matrix(background, "background")
         d = bg.shape[1]
+        if len(bg) > MAX_QUICK_BACKGROUND:
+            warnings.warn(
+                f"KernelShap's `background` has {len(bg)} rows: every coalition is evaluated on each of them, so the "
+                f"cost is linear in background rows ({len(bg) / 50:.0f}x slower than 50 rows). Summarize it with "
+                f"tfexplain.background.kmeans(X, k=50) (weighted centroids) or tfexplain.background.sample(X, k=100).",
+                UserWarning, stacklevel=2)
         if background_weights is not None:
             bw = np.asarray(background_weights, np.float64).reshape(-1)
             if bw.shape != (len(bg),) or not np.all(np.isfinite(bw)) or np.any(bw < 0) or bw.sum() <= 0:
@@ -444,7 +557,7 @@ class KernelShap(Explainer):
         self._setup(model, bg, n_features=d, sampler=plan, masker=masker,
                     kernel=kernels.prior, target=target, default_target=lambda n_out: None, link=link,
                     batch_size=batch_size, jit_compile=jit_compile, feature_names=feature_names,
-                    output_names=output_names, output_key=output_key)
+                    output_names=output_names, output_key=output_key, columns=columns)
         self._plan_pieces()
         self.base_values = self._background_value()
 
@@ -706,7 +819,8 @@ class KernelShap(Explainer):
         return out
 
     def _explanation(self, data, out, seconds):
-        base = np.broadcast_to(self.base_values, (len(data), self.n_outputs)).copy()
+        base = out["base_values"] if "base_values" in out else np.broadcast_to(
+            self.base_values, (len(data), self.n_outputs)).copy()
         estimated = self._bootstraps or self.exact or self.tolerance is not None
         stderr = self._squeeze_out(out["stderr"]) if estimated else None
         return self._common(data, out, seconds, values=self._squeeze_out(out["values"]),
@@ -741,8 +855,15 @@ class Lime(Explainer):
     kernel_width: default 0.75 * sqrt(d). num_features: features kept (default 10), chosen by
     feature_selection "auto" (forward selection when num_features <= 6, else highest weights),
     "forward_selection", "highest_weights" or "none". categorical_features: column indices drawn
-    from their training frequencies. target: output index or list; default: the only output, or
-    class 1 for a multi-output classifier (lime's labels=(1,)). alpha: ridge penalty (lime: 1).
+    from their training frequencies. alpha: ridge penalty (lime: 1).
+    training_data: [rows, d] array, tensor or pandas DataFrame (whose columns then name the features):
+        its mean / std scale the perturbations; its first rows probe the model.
+    target: output index or name, a list of them, or "predicted"; default: the only output, or for a
+        multi-output model each row's predicted class (largest output: values [n, d], ``exp.target``
+        [n]). lime itself explains ``labels=(1,)``: pass ``target=1`` for that.
+    top_labels: explain each row's k most probable outputs, as lime's ``top_labels``: values
+        [n, d, k] and ``exp.target`` [n, k] (most probable first). Not together with ``target``.
+    feature_names, output_names, batch_size, jit_compile, output_key: as for :class:`KernelShap`.
     model: as for :class:`KernelShap` (probed on the first two training rows).
     """
 
@@ -752,7 +873,8 @@ class Lime(Explainer):
     def __init__(self, model, training_data, *, n_samples=5000, kernel_width=None, num_features=10,
                  feature_selection="auto", categorical_features=None, target=None, alpha=1.0,
                  feature_names=None, output_names=None, batch_size=DEFAULT_BATCH_SIZE,
-                 jit_compile=False, output_key=None):
+                 jit_compile=False, output_key=None, top_labels=None):
+        columns = frame_columns(training_data)
         train = as_matrix(training_data, "training_data")
         d = train.shape[1]
         n_samples = as_int(n_samples, "n_samples")
@@ -777,9 +899,9 @@ class Lime(Explainer):
         sampler = GaussianTabularSampler(self.mean, self.std, n_samples, categorical)
         self._setup(model, train, n_features=d, sampler=sampler, masker=PointMasker(),
                     kernel=kernels.exponential(self.kernel_width), target=target,
-                    default_target=lambda n_out: 0 if n_out == 1 else 1, link="identity",
+                    default_target=lambda n_out: 0 if n_out == 1 else "predicted", link="identity",
                     batch_size=batch_size, jit_compile=jit_compile, feature_names=feature_names,
-                    output_names=output_names, output_key=output_key)
+                    output_names=output_names, output_key=output_key, columns=columns, top_labels=top_labels)
         # perturbations, model inputs, values and kernel weights, a piece at a time
         self._per_sample = 2 * d + self.n_outputs + 2
         self._piece, self._n_pieces = self._pieces(n_samples, self._per_sample)

@@ -72,8 +72,8 @@ def _checked_inputs(x, seed, d: int):
 def _empty_outputs(explainer: Explainer):
     """The signature's outputs for an empty batch: zero rows, the shapes and dtypes of a full call."""
     spec = explainer._output_spec()
-    return explainer._signature_outputs(
-        {k: tf.zeros([0] + list(s.shape[1:]), s.dtype) for k, s in spec.items()})
+    return explainer._signature_outputs(explainer._select(
+        {k: tf.zeros([0] + list(s.shape[1:]), s.dtype) for k, s in spec.items()}))
 
 
 def _checked_outputs(out: dict) -> dict:
@@ -97,7 +97,8 @@ def export(explainer: Explainer, path, jit_compile: bool = False, *, overwrite: 
 
     - ``serving_default``: x float32 [None, d] -> {"output_0": model output}
     - ``explain``: x float32 [None, d], seed int64 [] -> {"values", "base_values", "model_output", and
-      for Lime "intercept", "score", "local_pred"}, shaped as the in-process ``Explanation``'s fields
+      for Lime "intercept", "score", "local_pred"; with target="predicted" / top_labels, "target"},
+      shaped as the in-process ``Explanation``'s fields
     - ``explain_default_seed``: x only, seed 0
 
     Background data, training statistics and configuration are constants of the graph. With

@@ -1,0 +1,7 @@
+"""``python -m tfexplain``: the command line (see ``tfexplain.cli``)."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
