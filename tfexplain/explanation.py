@@ -37,6 +37,7 @@ class Explanation:
     score: Optional[np.ndarray] = None
     local_pred: Optional[np.ndarray] = None
     contributions: Optional[np.ndarray] = None
+    feature_conditions: Optional[np.ndarray] = None   # LIME: [n, d] readable interpretable features
 
     @property
     def attributions(self) -> np.ndarray:
@@ -56,7 +57,7 @@ class Explanation:
             self, values=pick(self.values), base_values=pick(self.base_values), data=pick(self.data),
             model_output=pick(self.model_output), n_evals=pick(self.n_evals), stderr=pick(self.stderr),
             intercept=pick(self.intercept), score=pick(self.score), local_pred=pick(self.local_pred),
-            contributions=pick(self.contributions))
+            contributions=pick(self.contributions), feature_conditions=pick(self.feature_conditions))
 
     def _column(self, array, row, output):
         return array[row] if array.ndim == 2 else array[row, :, output]
