@@ -88,6 +88,7 @@ class Explainer:
         self.jit_compile = jit_compile
         self.link = as_choice(link, "link", {"identity", "logit"})
         self._link = _link_fn(self.link)
+        self.output_key = output_key
         self._adapter = ModelAdapter(model, probe, output_key, warn=not jit_compile)
         if jit_compile:
             self._adapter.require_in_graph("`jit_compile=True`")
@@ -284,7 +285,7 @@ class Explainer:
         n = len(data)
         return Explanation(
             data=data, feature_names=list(self.feature_names), output_names=list(self.output_names),
-            method=self.method, model_output=self._squeeze_out(out["fx"]),
+            method=self.method, model_output=self._squeeze_out(out["fx"]), link=self.link,
             n_evals=out.get("n_evals", np.full(n, self.n_evals_per_instance, np.int64)), seconds=seconds, **kw)
 
 

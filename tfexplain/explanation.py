@@ -38,6 +38,7 @@ class Explanation:
     local_pred: Optional[np.ndarray] = None
     contributions: Optional[np.ndarray] = None
     feature_conditions: Optional[np.ndarray] = None   # LIME: [n, d] readable interpretable features
+    link: str = "identity"                             # output space of values / base_values / model_output
 
     @property
     def attributions(self) -> np.ndarray:
