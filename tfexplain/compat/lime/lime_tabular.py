@@ -91,7 +91,7 @@ class LimeTabularExplainer:
 
     def _names(self, lime, row):
         """lime's as_list names and printed values of the instance's interpretable features."""
-        names = list(lime.feature_conditions(row[None])[0])
+        names = [str(n) for n in lime.feature_conditions(row[None])[0]]
         values = ["%.2f" % v for v in row]
         for j in self.categorical_features:
             value = int(row[j])
