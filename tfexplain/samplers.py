@@ -9,6 +9,7 @@ so row r's samples depend on (seed, r) only.
 from __future__ import annotations
 
 import itertools
+import math
 from math import comb
 from typing import NamedTuple, Optional
 
@@ -712,7 +713,8 @@ class DiscretizedTabularSampler:
     its training frequency (inverse CDF of one uniform); the interpretable row is 1 where the drawn
     category is the instance's own ("same bin as the instance"), row 0 all ones. The model-space
     value of a drawn bin is a normal with the bin's training mean and std truncated to [bin min, bin
-    max] (inverse CDF of a second uniform between Phi(a) and Phi(b), in float64), the bound itself
+    max] (inverse CDF of a second uniform between Phi(a) and Phi(b), the two computed once on the
+    host), the bound itself
     when min == max; a categorical feature's is the drawn value; row 0 is the instance itself. Sample
     i >= 1 reads block i - 1 of the row's two streams (categories, then values), so any piece of
     samples (:meth:`chunk`) gives the numbers of the whole.
@@ -768,6 +770,14 @@ class DiscretizedTabularSampler:
             self.is_cat[j] = True
         self.cdf, self.mean, self.std, self.lo, self.hi = cdf, mean, std, lo, hi
         self.bounds, self.values = bounds, values
+        # Phi of each bin's standardized bounds, once on the host (float64): the graph only draws
+        # p = Phi(a) + u (Phi(b) - Phi(a)) and inverts it. A bin's training mean lies inside it, so
+        # a <= 0 <= b and p stays away from the far tails: float32 is enough there.
+        phi = np.vectorize(lambda t: 0.5 * math.erfc(-t / math.sqrt(2.0)), otypes=[np.float64])
+        phi_a, phi_b = phi((lo - mean) / std), phi((hi - mean) / std)
+        # one gather per sample: [d * width, 6] rows of (mean, std, Phi(a), Phi(b) - Phi(a), lo, hi)
+        self._table = np.stack([mean, std, phi_a, phi_b - phi_a, lo, hi], -1).reshape(d * width, 6).astype(np.float32)
+        self._point = (lo == hi).reshape(-1)
 
     def discretize(self, x):
         """Category index [..., d] of each value (numpy): its bin, or its slot among the categorical
@@ -799,15 +809,12 @@ class DiscretizedTabularSampler:
         cat = tf.reduce_sum(tf.cast(u_cat[..., None] >= tf.constant(self.cdf, tf.float32), tf.int32), -1)
         cat = tf.minimum(cat, width - 1)
         flat = tf.range(d) * width + cat                                                 # into [d * width]
-        pick = lambda table: tf.gather(tf.reshape(tf.constant(table, tf.float64), [-1]), flat)  # noqa: E731
-        mean, std, lo, hi = pick(self.mean), pick(self.std), pick(self.lo), pick(self.hi)
-        u = tf.cast(_random.uniform_blocks(keys[1], rows, draw, d), tf.float64)
-        normal = tfp_normal()
-        a, b = normal.cdf((lo - mean) / std), normal.cdf((hi - mean) / std)
-        p = tf.clip_by_value(a + u * (b - a), 1e-300, 1.0 - 1e-16)
-        value = tf.clip_by_value(mean + std * normal.quantile(p), lo, hi)
-        value = tf.where(tf.equal(lo, hi), lo, value)
-        points = tf.cast(value, tf.float32)
+        row = tf.gather(tf.constant(self._table), flat)                                  # [c, L, d, 6]
+        mean, std, phi_a, width_p, lo, hi = tf.unstack(row, axis=-1)
+        u = _random.uniform_blocks(keys[1], rows, draw, d)
+        p = tf.clip_by_value(phi_a + u * width_p, 2.0**-24, 1.0 - 2.0**-24)
+        value = tf.clip_by_value(mean + std * tf.math.ndtri(p), lo, hi)
+        points = tf.where(tf.gather(tf.constant(self._point), flat), lo, value)
         z = tf.cast(tf.equal(cat, self._category(x)[:, None, :]), tf.float32)
         first = tf.equal(index, 0)[None, :, None]
         z = tf.where(first, tf.ones_like(z), z)
@@ -817,7 +824,3 @@ class DiscretizedTabularSampler:
     def __call__(self, keys, rows, x) -> Sample:
         return self.chunk(keys, rows, x, tf.range(self.n_samples))
 
-
-def tfp_normal():
-    import tensorflow_probability as tfp
-    return tfp.distributions.Normal(tf.constant(0.0, tf.float64), tf.constant(1.0, tf.float64))
