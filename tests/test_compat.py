@@ -120,3 +120,21 @@ def test_shap_tutorial_code_equals_shap_at_full_enumeration(trained):
     assert exp.values.shape == (4, 5, 2) and exp.base_values.shape == (4, 2)
     np.testing.assert_allclose(exp.values, expected, atol=1e-4)
     np.testing.assert_allclose(exp.base_values, np.broadcast_to(ref.expected_value, (4, 2)), atol=1e-5)
+
+
+def test_lime_pyplot_figure_has_limes_bars(trained):
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    model, X, _, names = trained
+    explainer = compat_lime.lime_tabular.LimeTabularExplainer(X, feature_names=names, class_names=["m", "b"],
+                                                             random_state=0)
+    exp = explainer.explain_instance(X[3], model, num_features=3, num_samples=300)
+    fig = exp.as_pyplot_figure()
+    ax = fig.axes[0]
+    widths = [p.get_width() for p in ax.patches]
+    assert widths == [w for _, w in exp.as_list()][::-1]                 # lime's order: largest at the top
+    assert [t.get_text() for t in ax.get_yticklabels()] == [n for n, _ in exp.as_list()][::-1]
+    assert ax.get_title() == "Local explanation for class b"
+    plt.close(fig)
