@@ -23,7 +23,8 @@ from .evaluation import accumulate_pieces, chunked_map, evaluate
 from .explanation import Explanation
 from .maskers import BackgroundMasker, PointMasker
 from .models import ModelAdapter, as_2d
-from .samplers import GaussianTabularSampler, KernelSampler, LeverageSampler, Sample, nearest_even_budgets
+from .samplers import (DISCRETIZERS, DiscretizedTabularSampler, GaussianTabularSampler, KernelSampler,
+                       LeverageSampler, Sample, bin_names, lime_bins, nearest_even_budgets)
 
 DEFAULT_BATCH_SIZE = 2**17
 PROGRESS_ROWS = 2**25  # verbose="auto": a progress bar when a call evaluates at least this many model rows
@@ -92,6 +93,7 @@ class Explainer:
         self.jit_compile = jit_compile
         self.link = as_choice(link, "link", {"identity", "logit"})
         self._link = _link_fn(self.link)
+        self.output_key = output_key
         self._adapter = ModelAdapter(model, probe, output_key, warn=not jit_compile)
         if jit_compile:
             self._adapter.require_in_graph("`jit_compile=True`")
@@ -429,7 +431,7 @@ class Explainer:
         n = len(data)
         return Explanation(
             data=data, feature_names=list(self.feature_names), output_names=list(self.output_names),
-            method=self.method, model_output=self._squeeze_out(out["fx"]),
+            method=self.method, model_output=self._squeeze_out(out["fx"]), link=self.link,
             n_evals=out.get("n_evals", np.full(n, self.n_evals_per_instance, np.int64)), seconds=seconds,
             target=self._squeeze_out(out["target"]) if "target" in out else None, **kw)
 
@@ -865,6 +867,14 @@ class Lime(Explainer):
         [n, d, k] and ``exp.target`` [n, k] (most probable first). Not together with ``target``.
     feature_names, output_names, batch_size, jit_compile, output_key: as for :class:`KernelShap`.
     model: as for :class:`KernelShap` (probed on the first two training rows).
+    discretize_continuous: lime's default path when True (default False here: weights on
+    standardized features, as before): every non-categorical feature is cut into bins by
+    ``discretizer`` -- "quartile" (lime's default), "decile" or "entropy" (thresholds of a depth-3
+    entropy tree on (feature, ``training_labels``), which it then requires) -- perturbations draw a
+    bin per feature from its training frequency and a value from the bin's truncated normal, and the
+    surrogate is fitted on 0/1 "same bin as the instance" indicators; ``exp.values`` are their
+    weights (lime's ``as_map()``), ``exp.feature_conditions`` their readable names (lime's
+    ``as_list()`` names, e.g. "worst radius > 0.52").
     """
 
     method = "Lime"
@@ -873,7 +883,8 @@ class Lime(Explainer):
     def __init__(self, model, training_data, *, n_samples=5000, kernel_width=None, num_features=10,
                  feature_selection="auto", categorical_features=None, target=None, alpha=1.0,
                  feature_names=None, output_names=None, batch_size=DEFAULT_BATCH_SIZE,
-                 jit_compile=False, output_key=None, top_labels=None):
+                 jit_compile=False, output_key=None, top_labels=None, discretize_continuous=False,
+                 discretizer="quartile", training_labels=None):
         columns = frame_columns(training_data)
         train = as_matrix(training_data, "training_data")
         d = train.shape[1]
@@ -896,7 +907,21 @@ class Lime(Explainer):
             raise ValueError(f"`alpha` must be a non-negative number, got {alpha!r}.")
         self.alpha = float(alpha)
         self.mean, self.std, categorical = lime_statistics(train, categorical_features)
-        sampler = GaussianTabularSampler(self.mean, self.std, n_samples, categorical)
+        self.categorical_features = sorted(categorical)
+        # lime's discretize_continuous=True: non-categorical columns binned (quartile / decile / entropy)
+        if not isinstance(discretize_continuous, bool):
+            raise TypeError(f"`discretize_continuous` must be a bool, got {type(discretize_continuous).__name__}.")
+        self.discretize_continuous = discretize_continuous
+        self.discretizer = as_choice(discretizer, "discretizer", set(DISCRETIZERS))
+        if discretize_continuous:
+            binned = [j for j in range(d) if j not in categorical]
+            # bins and their statistics from the data as given (float64, as lime), not its float32 copy
+            exact = np.asarray(training_data, np.float64).reshape(train.shape)
+            self.bins = lime_bins(exact, binned, self.discretizer, training_labels)
+            sampler = DiscretizedTabularSampler(exact, n_samples, self.bins, categorical)
+        else:
+            self.bins = {}
+            sampler = GaussianTabularSampler(self.mean, self.std, n_samples, categorical)
         self._setup(model, train, n_features=d, sampler=sampler, masker=PointMasker(),
                     kernel=kernels.exponential(self.kernel_width), target=target,
                     default_target=lambda n_out: 0 if n_out == 1 else "predicted", link="identity",
@@ -919,7 +944,8 @@ class Lime(Explainer):
 
     @property
     def feature_scale(self) -> np.ndarray:
-        """Per-feature standard deviation of the training data (lime's scale; 1 for categorical)."""
+        """Per-feature standard deviation of the training data (lime's scale without discretization;
+        1 for categorical), in model units whatever the sampler."""
         return self.std
 
     def _output_spec(self):
@@ -964,8 +990,29 @@ class Lime(Explainer):
         return {"values": coef, "contributions": coef * x0[:, :, None], "intercept": fit.intercept,
                 "score": fit.score, "local_pred": fit.local_pred, "fx": fx}
 
+    def feature_conditions(self, x) -> np.ndarray:
+        """lime's readable name of each interpretable feature of each row, [n, d] strings: with
+        ``discretize_continuous`` the row's bin (``"worst radius > 0.52"``, ``"0.25 < x <= 0.60"``,
+        ``"x <= 0.25"``, boundaries with 2 decimals as lime prints them), ``"name=value"`` for a
+        categorical feature, else the feature's name."""
+        data = np.asarray(x, np.float32).reshape(-1, self.n_features)
+        names = self.feature_names
+        out = np.empty(data.shape, dtype=object)
+        cat = set(self.categorical_features)
+        for j in range(self.n_features):
+            if j in self.bins:
+                labels = bin_names(names[j], self.bins[j])
+                bins = np.searchsorted(self.bins[j].astype(np.float32), data[:, j])  # as the sampler compares
+                out[:, j] = [labels[b] for b in bins]
+            elif j in cat:
+                out[:, j] = ["%s=%s" % (names[j], int(v)) for v in data[:, j]]
+            else:
+                out[:, j] = names[j]
+        return out.astype(str)
+
     def _explanation(self, data, out, seconds):
         sq = self._squeeze_out
         return self._common(data, out, seconds, values=sq(out["values"]), base_values=sq(out["intercept"]),
                             intercept=sq(out["intercept"]), score=sq(out["score"]),
-                            local_pred=sq(out["local_pred"]), contributions=sq(out["contributions"]))
+                            local_pred=sq(out["local_pred"]), contributions=sq(out["contributions"]),
+                            feature_conditions=self.feature_conditions(data))

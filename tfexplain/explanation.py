@@ -10,8 +10,8 @@ import numpy as np
 
 # fields with one entry per instance (first axis), and those that also have a feature axis (axis 1)
 _PER_ROW = ("values", "base_values", "data", "model_output", "n_evals", "stderr", "intercept", "score",
-            "local_pred", "contributions", "target")
-_PER_FEATURE = ("values", "data", "stderr", "contributions")
+            "local_pred", "contributions", "target", "feature_conditions")
+_PER_FEATURE = ("values", "data", "stderr", "contributions", "feature_conditions")
 
 
 def _require(module: str, extra: str, what: str):
@@ -58,6 +58,8 @@ class Explanation:
     local_pred: Optional[np.ndarray] = None
     contributions: Optional[np.ndarray] = None
     target: Optional[np.ndarray] = None
+    feature_conditions: Optional[np.ndarray] = None   # LIME: [n, d] readable interpretable features
+    link: str = "identity"                             # output space of values / base_values / model_output
 
     @property
     def attributions(self) -> np.ndarray:

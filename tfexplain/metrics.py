@@ -17,10 +17,12 @@ from typing import NamedTuple
 
 import numpy as np
 import tensorflow as tf
+import tensorflow_probability as tfp
 
 from . import _random
 from ._validation import as_int, as_matrix, as_seed
 from .evaluation import evaluate as _evaluate
+from .explainers import _link_fn
 from .explanation import Explanation
 from .maskers import BackgroundMasker
 from .models import ModelAdapter, as_2d
@@ -46,6 +48,25 @@ def _attributions(attributions, n: int, d: int) -> np.ndarray:
     return values
 
 
+def _link_of(attributions, link) -> str:
+    """The output space to score in: ``link`` if given, else an Explanation's own (an explainer with
+    link="logit" attributes log-odds), else the model's outputs as they are."""
+    if link is None:
+        link = attributions.link if isinstance(attributions, Explanation) else "identity"
+    if link not in ("identity", "logit"):
+        raise ValueError(f"`link` must be 'identity' or 'logit', got {link!r}.")
+    return link
+
+
+def _uniforms(purpose: str, seed: int, n: int, shape) -> np.ndarray:
+    """Uniforms [n, *shape] of one random purpose ("faithfulness", "infidelity", "sensitivity"): each
+    purpose has its own key, split from the seed with its own salt, so their draws are independent;
+    row i's numbers depend on (seed, purpose, i) only."""
+    seed_t = _random.seed_to_tensor(tf.constant(as_seed(seed), tf.int64))
+    key = tfp.random.split_seed(seed_t, n=1, salt=f"tfexplain.metrics.{purpose}")[0]
+    return _random.uniform(key, tf.range(n, dtype=tf.int64), tuple(shape)).numpy()
+
+
 def _baseline(baseline, x: np.ndarray) -> np.ndarray:
     if baseline is None:
         return np.zeros((1, x.shape[1]), np.float32)
@@ -56,10 +77,11 @@ def _baseline(baseline, x: np.ndarray) -> np.ndarray:
 
 
 class _Game:
-    """Model, target output and baseline: v(x, z) = mean over baseline rows of f(z x + (1 - z) b)."""
+    """Model, target output and baseline: v(x, z) = link(mean over baseline rows of f(z x + (1 - z) b)),
+    in the explainer's output space (link "logit": log-odds of the mean probability, as KernelShap)."""
 
-    def __init__(self, model, x, baseline, target, batch_size):
-        adapter = ModelAdapter(model, x)
+    def __init__(self, model, x, baseline, target, batch_size, link="identity", output_key=None):
+        adapter = ModelAdapter(model, x, output_key)
         self.f, n_out, squeeze = adapter.fn, adapter.n_outputs, adapter.squeeze
         if target is None:
             if n_out != 1:
@@ -71,6 +93,7 @@ class _Game:
         self.target, self.squeeze = target, squeeze
         self.masker = BackgroundMasker(baseline)
         self.batch_size = as_int(batch_size, "batch_size", minimum=1)
+        self.link = _link_fn(link)
 
     def outputs(self, rows):
         return as_2d(self.f(rows), self.squeeze)[:, self.target:self.target + 1]
@@ -78,7 +101,7 @@ class _Game:
     def values(self, x, z):
         """x [n, d], z [n, T, d] (1 keeps the feature) -> [n, T]."""
         y = _evaluate(self.outputs, self.masker, x, Sample(z, None, None), self.batch_size, 1)
-        return y[..., 0]
+        return self.link(y[..., 0])
 
 
 def _graph(game):
@@ -86,10 +109,10 @@ def _graph(game):
     return tf.function(functools.partial(game.values), autograph=False)
 
 
-def _prepare(model, x, attributions, baseline, target, batch_size):
+def _prepare(model, x, attributions, baseline, target, batch_size, link=None, output_key=None):
     data = as_matrix(x, "x", allow_vector=True)
     values = _attributions(attributions, *data.shape)
-    game = _Game(model, data, _baseline(baseline, data), target, batch_size)
+    game = _Game(model, data, _baseline(baseline, data), target, batch_size, _link_of(attributions, link), output_key)
     return data, values, game
 
 
@@ -112,8 +135,8 @@ def _order_masks(values, steps: int, insert: bool):
     return keep.astype(np.float32), counts / d
 
 
-def _curve(model, x, attributions, baseline, steps, target, batch_size, insert):
-    data, values, game = _prepare(model, x, attributions, baseline, target, batch_size)
+def _curve(model, x, attributions, baseline, steps, target, batch_size, insert, link, output_key):
+    data, values, game = _prepare(model, x, attributions, baseline, target, batch_size, link, output_key)
     steps = data.shape[1] if steps is None else as_int(steps, "steps", minimum=1)
     masks, fractions = _order_masks(values, steps, insert)
     curve = _graph(game)(tf.constant(data), tf.constant(masks)).numpy()
@@ -121,17 +144,24 @@ def _curve(model, x, attributions, baseline, steps, target, batch_size, insert):
     return Curve(fractions, curve, auc)
 
 
-def deletion(model, x, attributions, *, baseline=None, steps=None, target=None, batch_size=DEFAULT_BATCH_SIZE) -> Curve:
+def deletion(model, x, attributions, *, baseline=None, steps=None, target=None, batch_size=DEFAULT_BATCH_SIZE,
+             link=None, output_key=None) -> Curve:
     """Deletion curve (Petsiuk et al. 2018): features replaced by the baseline in order of decreasing
     attribution; ``auc`` per instance (lower is more faithful). baseline: [d] or [k, d] rows (the
-    output is averaged over them), default zeros; steps: points after the start (default d)."""
-    return _curve(model, x, attributions, baseline, steps, target, batch_size, insert=False)
+    output is averaged over them), default zeros; steps: points after the start (default d).
+
+    Every metric scores in the explanation's own output space: ``link`` "identity" or "logit" (the
+    curve is then in log-odds of the averaged probability), by default an Explanation's own link
+    (KernelShap(link="logit") attributes log-odds), else "identity"; ``output_key`` picks one output
+    of a dict-returning model, as for the explainers."""
+    return _curve(model, x, attributions, baseline, steps, target, batch_size, False, link, output_key)
 
 
-def insertion(model, x, attributions, *, baseline=None, steps=None, target=None, batch_size=DEFAULT_BATCH_SIZE) -> Curve:
+def insertion(model, x, attributions, *, baseline=None, steps=None, target=None, batch_size=DEFAULT_BATCH_SIZE,
+              link=None, output_key=None) -> Curve:
     """Insertion curve: from the baseline, features of x inserted by decreasing attribution; ``auc``
-    per instance (higher is more faithful)."""
-    return _curve(model, x, attributions, baseline, steps, target, batch_size, insert=True)
+    per instance (higher is more faithful). ``link``, ``output_key``: as :func:`deletion`."""
+    return _curve(model, x, attributions, baseline, steps, target, batch_size, True, link, output_key)
 
 
 def _subset_drops(game, data, subsets):
@@ -142,9 +172,8 @@ def _subset_drops(game, data, subsets):
 
 
 def _random_subsets(n, d, size, n_runs, seed):
-    key = _random.split_keys(_random.seed_to_tensor(tf.constant(seed, tf.int64)), 1)[0]
-    u = _random.uniform(key, tf.range(n, dtype=tf.int64), (n_runs, d))
-    return random_subsets(u, int(size)).numpy()
+    u = _uniforms("faithfulness", seed, n, (n_runs, d))
+    return random_subsets(tf.constant(u), int(size)).numpy()
 
 
 def _subsets_arg(subsets, n, d, subset_size, n_runs, seed):
@@ -162,11 +191,13 @@ def _subsets_arg(subsets, n, d, subset_size, n_runs, seed):
 
 
 def faithfulness_correlation(model, x, attributions, *, baseline=None, subset_size=None, n_runs=100, seed=0,
-                             subsets=None, target=None, batch_size=DEFAULT_BATCH_SIZE) -> np.ndarray:
+                             subsets=None, target=None, batch_size=DEFAULT_BATCH_SIZE, link=None,
+                             output_key=None) -> np.ndarray:
     """Bhatt et al. 2020: Pearson correlation, over ``n_runs`` random subsets of ``subset_size``
     features (default max(1, d // 4)), between the subset's summed attribution and the output drop
-    when the subset is set to the baseline. ``subsets`` ([runs, d] or [n, runs, d] masks) fixes them."""
-    data, values, game = _prepare(model, x, attributions, baseline, target, batch_size)
+    when the subset is set to the baseline. ``subsets`` ([runs, d] or [n, runs, d] masks) fixes them.
+    ``link``, ``output_key``: as :func:`deletion`."""
+    data, values, game = _prepare(model, x, attributions, baseline, target, batch_size, link, output_key)
     n, d = data.shape
     masks = _subsets_arg(subsets, n, d, max(1, d // 4) if subset_size is None else subset_size, n_runs, seed)
     drop = _subset_drops(game, data, masks)
@@ -178,16 +209,16 @@ def faithfulness_correlation(model, x, attributions, *, baseline=None, subset_si
 
 
 def infidelity(model, x, attributions, *, baseline=None, n_samples=100, seed=0, optimal_scaling=False,
-               subsets=None, target=None, batch_size=DEFAULT_BATCH_SIZE) -> np.ndarray:
+               subsets=None, target=None, batch_size=DEFAULT_BATCH_SIZE, link=None, output_key=None) -> np.ndarray:
     """Yeh et al. 2019 with binary subset perturbations: E[(sum_{j in S} a_j - (f(x) - f(x_S -> baseline)))^2]
     over random subsets S (each feature in S with probability 1/2). ``optimal_scaling`` first rescales
-    the attributions by beta = E[a_S drop] / E[a_S^2] (as Captum's ``normalize=True``)."""
-    data, values, game = _prepare(model, x, attributions, baseline, target, batch_size)
+    the attributions by beta = E[a_S drop] / E[a_S^2] (as Captum's ``normalize=True``). ``link``,
+    ``output_key``: as :func:`deletion`."""
+    data, values, game = _prepare(model, x, attributions, baseline, target, batch_size, link, output_key)
     n, d = data.shape
     if subsets is None:
-        key = _random.split_keys(_random.seed_to_tensor(tf.constant(as_seed(seed), tf.int64)), 1)[0]
         runs = as_int(n_samples, "n_samples", minimum=1)
-        subsets = (_random.uniform(key, tf.range(n, dtype=tf.int64), (runs, d)).numpy() < 0.5).astype(np.float32)
+        subsets = (_uniforms("infidelity", seed, n, (runs, d)) < 0.5).astype(np.float32)
     masks = _subsets_arg(subsets, n, d, 1, 2, 0)
     drop = _subset_drops(game, data, masks)
     summed = np.einsum("nrd,nd->nr", masks, values)
@@ -257,8 +288,7 @@ def max_sensitivity(explainer, x, *, radius=None, n_samples=10, seed=0, output: 
     r = np.broadcast_to(np.asarray(radius, np.float32), (d,))
     if not np.all(r >= 0):
         raise ValueError("`radius` must be non-negative.")
-    key = _random.split_keys(_random.seed_to_tensor(tf.constant(as_seed(seed), tf.int64)), 1)[0]
-    u = _random.uniform(key, tf.range(n, dtype=tf.int64), (runs, d)).numpy()
+    u = _uniforms("sensitivity", seed, n, (runs, d))
     perturbed = (data[:, None, :] + (2 * u - 1) * r).reshape(-1, d).astype(np.float32)
     rows = np.repeat(np.arange(n, dtype=np.int64), runs)
     base = explainer._run(data, seed, np.arange(n, dtype=np.int64)).attributions
@@ -310,7 +340,9 @@ def evaluate(explainers: dict, x, *, baseline=None, target=None, seed=0, n_runs=
         start = time.perf_counter()
         exp = explainer(data, seed=seed)
         seconds = time.perf_counter() - start
-        kw = dict(baseline=baseline, target=t, batch_size=batch_size)
+        # scored in the explainer's own space: its link and its output_key
+        kw = dict(baseline=baseline, target=t, batch_size=batch_size, link=explainer.link,
+                  output_key=getattr(explainer, "output_key", None))
         model = explainer.model
         row = {
             "deletion_auc": deletion(model, data, exp, **kw).auc,

@@ -9,6 +9,7 @@ so row r's samples depend on (seed, r) only.
 from __future__ import annotations
 
 import itertools
+import math
 from math import comb
 from typing import NamedTuple, Optional
 
@@ -624,3 +625,215 @@ class GaussianTabularSampler:
 
     def __call__(self, keys, rows, x) -> Sample:
         return self.chunk(keys, rows, x, tf.range(self.n_samples))
+
+
+# ---- lime's discretized tabular sampling (discretize_continuous=True) ----------------------------
+
+DISCRETIZERS = ("quartile", "decile", "entropy")
+_FEATURE_THRESHOLD = 1e-7          # sklearn's: values closer than this are not split apart
+_EPSILON = np.finfo(np.float64).eps
+
+
+def _entropy_rows(counts):
+    """Base-2 entropy of class counts [..., K] (sklearn's criterion="entropy")."""
+    counts = np.asarray(counts, np.float64)
+    n = counts.sum(-1, keepdims=True)
+    p = counts / np.maximum(n, 1e-300)
+    return -np.sum(np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0), -1) / np.log(2.0)
+
+
+def entropy_thresholds(x, labels, max_depth: int = 3) -> np.ndarray:
+    """Split thresholds of a depth-``max_depth`` entropy decision tree on one feature, as sklearn's
+    ``DecisionTreeClassifier(criterion="entropy", max_depth=3)`` finds them (what lime's
+    EntropyDiscretizer uses), in numpy: values in float32 as sklearn stores them; at each node the
+    best of the splits between distinct sorted values (proxy improvement -n_R H_R - n_L H_L, the
+    first one among ties), threshold the midpoint of the two values; nodes that are pure, have one
+    sample or reach the depth are leaves. Returns the sorted thresholds (possibly empty)."""
+    v = np.asarray(x, np.float32).reshape(-1)
+    _, y = np.unique(np.asarray(labels).reshape(-1), return_inverse=True)
+    k = int(y.max()) + 1 if len(y) else 1
+    out = []
+
+    def node(idx, depth):
+        n = len(idx)
+        counts = np.bincount(y[idx], minlength=k)
+        if depth >= max_depth or n < 2 or _entropy_rows(counts) <= _EPSILON:
+            return
+        order = np.argsort(v[idx], kind="stable")
+        vs, ys = v[idx][order], y[idx][order]
+        if vs[-1] <= vs[0] + _FEATURE_THRESHOLD:
+            return
+        # a split before position p (left = [0, p)) where vs[p] > vs[p - 1] + threshold
+        pos = np.flatnonzero(vs[1:] > vs[:-1] + _FEATURE_THRESHOLD) + 1
+        onehot = np.zeros((n, k), np.float64)
+        onehot[np.arange(n), ys] = 1.0
+        cum = np.cumsum(onehot, 0)
+        left = cum[pos - 1]
+        right = counts[None, :] - left
+        proxy = -(n - pos) * _entropy_rows(right) - pos * _entropy_rows(left)
+        p = int(pos[int(np.argmax(proxy))])
+        threshold = float(vs[p - 1]) / 2.0 + float(vs[p]) / 2.0
+        if threshold == float(vs[p]):
+            threshold = float(vs[p - 1])
+        out.append(threshold)
+        node(idx[order[:p]], depth + 1)
+        node(idx[order[p:]], depth + 1)
+
+    node(np.arange(len(v)), 0)
+    return np.sort(np.asarray(out, np.float64))
+
+
+def lime_bins(training_data, columns, discretizer: str = "quartile", labels=None) -> dict:
+    """lime's bin boundaries for each column in ``columns``: {j: sorted unique boundaries}.
+
+    quartile: percentiles 25, 50, 75; decile: 10, ..., 90; entropy: the thresholds of a depth-3 entropy
+    tree on (X[:, j], labels) (the median when it makes no split). Duplicates are dropped."""
+    train = np.asarray(training_data)
+    if discretizer == "entropy" and labels is None:
+        raise ValueError("`discretizer='entropy'` needs `training_labels` (one label per training row).")
+    if labels is not None and len(np.asarray(labels).reshape(-1)) != len(train):
+        raise ValueError(f"`training_labels` must have one label per training row ({len(train)}), "
+                         f"got {len(np.asarray(labels).reshape(-1))}.")
+    bins = {}
+    for j in columns:
+        col = train[:, j]
+        if discretizer == "quartile":
+            q = np.percentile(col, [25, 50, 75])
+        elif discretizer == "decile":
+            q = np.percentile(col, [10, 20, 30, 40, 50, 60, 70, 80, 90])
+        else:
+            q = entropy_thresholds(col, labels)
+            if len(q) == 0:
+                q = np.array([np.median(col)])
+        bins[j] = np.unique(np.asarray(q, np.float64))
+    return bins
+
+
+def bin_names(name: str, q) -> list:
+    """lime's condition strings of the len(q) + 1 bins of boundaries q."""
+    names = ["%s <= %.2f" % (name, q[0])]
+    names += ["%.2f < %s <= %.2f" % (q[i], name, q[i + 1]) for i in range(len(q) - 1)]
+    return names + ["%s > %.2f" % (name, q[-1])]
+
+
+class DiscretizedTabularSampler:
+    """lime's LimeTabularExplainer sampling with ``discretize_continuous=True`` (quartile, decile or
+    entropy bins), in the graph.
+
+    Every feature becomes categorical: a binned feature's categories are its bins (boundaries from the
+    training data, bin of a value = number of boundaries strictly below it, as ``np.searchsorted``), a
+    categorical feature's are its training values. Per sample and feature a category is drawn from
+    its training frequency (inverse CDF of one uniform); the interpretable row is 1 where the drawn
+    category is the instance's own ("same bin as the instance"), row 0 all ones. The model-space
+    value of a drawn bin is a normal with the bin's training mean and std truncated to [bin min, bin
+    max] (inverse CDF of a second uniform between Phi(a) and Phi(b), the two computed once on the
+    host), the bound itself
+    when min == max; a categorical feature's is the drawn value; row 0 is the instance itself. Sample
+    i >= 1 reads block i - 1 of the row's two streams (categories, then values), so any piece of
+    samples (:meth:`chunk`) gives the numbers of the whole.
+
+    bins: {column: boundaries} (:func:`lime_bins`); categorical: {column: (values, frequencies)};
+    every column is in one of the two.
+    """
+
+    n_keys = 2
+
+    def __init__(self, training_data, n_samples: int, bins: dict, categorical=None):
+        train = np.asarray(training_data, np.float64)
+        self.n_features = d = train.shape[1]
+        self.n_samples = int(n_samples)
+        categorical = categorical or {}
+        missing = [j for j in range(d) if j not in bins and j not in categorical]
+        if missing:
+            raise ValueError(f"columns {missing} are neither binned nor categorical.")
+        self.bins = {j: np.asarray(q, np.float64) for j, q in bins.items()}
+        width = max([len(q) + 1 for q in self.bins.values()] + [len(v[0]) for v in categorical.values()] + [1])
+        n_bounds = max([len(q) for q in self.bins.values()] + [1])
+        self.width = width
+        cdf = np.ones((d, width))
+        mean = np.zeros((d, width))
+        std = np.ones((d, width))
+        lo = np.zeros((d, width))
+        hi = np.zeros((d, width))
+        bounds = np.full((d, n_bounds), np.inf)        # +inf pads: never below a value
+        values = np.full((d, width), np.nan)           # categorical values (NaN: no category)
+        self.is_cat = np.zeros(d, bool)
+        self.bin_mean, self.bin_std, self.bin_freq = {}, {}, {}
+        for j, q in self.bins.items():
+            col = train[:, j]
+            idx = np.searchsorted(q, col)
+            nb = len(q) + 1
+            counts = np.bincount(idx, minlength=nb).astype(np.float64)
+            m = np.array([col[idx == b].mean() if counts[b] else 0.0 for b in range(nb)])
+            s = np.array([col[idx == b].std() if counts[b] else 0.0 for b in range(nb)]) + 1e-11
+            c = np.cumsum(counts / counts.sum())
+            c[-1] = 1.0
+            cdf[j, :nb], mean[j, :nb], std[j, :nb] = c, m, s
+            lo[j, :nb] = np.concatenate([[col.min()], q])
+            hi[j, :nb] = np.concatenate([q, [col.max()]])
+            bounds[j, : len(q)] = q
+            self.bin_mean[j], self.bin_std[j], self.bin_freq[j] = m, s, counts / counts.sum()
+        for j, (vals, freqs) in categorical.items():
+            vals = np.asarray(vals, np.float64)
+            c = np.cumsum(np.asarray(freqs, np.float64) / np.sum(freqs))
+            c[-1] = 1.0
+            cdf[j, : len(vals)] = c
+            values[j, : len(vals)] = vals
+            lo[j, : len(vals)] = hi[j, : len(vals)] = vals
+            self.is_cat[j] = True
+        self.cdf, self.mean, self.std, self.lo, self.hi = cdf, mean, std, lo, hi
+        self.bounds, self.values = bounds, values
+        # Phi of each bin's standardized bounds, once on the host (float64): the graph only draws
+        # p = Phi(a) + u (Phi(b) - Phi(a)) and inverts it. A bin's training mean lies inside it, so
+        # a <= 0 <= b and p stays away from the far tails: float32 is enough there.
+        phi = np.vectorize(lambda t: 0.5 * math.erfc(-t / math.sqrt(2.0)), otypes=[np.float64])
+        phi_a, phi_b = phi((lo - mean) / std), phi((hi - mean) / std)
+        # one gather per sample: [d * width, 6] rows of (mean, std, Phi(a), Phi(b) - Phi(a), lo, hi)
+        self._table = np.stack([mean, std, phi_a, phi_b - phi_a, lo, hi], -1).reshape(d * width, 6).astype(np.float32)
+        self._point = (lo == hi).reshape(-1)
+
+    def discretize(self, x):
+        """Category index [..., d] of each value (numpy): its bin, or its slot among the categorical
+        values (-1 for a value not seen in training). Compared in float32, the model's input type (a
+        value on a boundary falls in the lower bin, as in lime)."""
+        x = np.asarray(x, np.float32)
+        out = np.sum(x[..., None] > self.bounds.astype(np.float32), -1)
+        eq = x[..., None] == self.values.astype(np.float32)
+        slot = np.where(eq.any(-1), np.argmax(eq, -1), -1)
+        return np.where(self.is_cat, slot, out)
+
+    def _category(self, x):
+        """The instance's category [c, d] in the graph (as :meth:`discretize`)."""
+        x = x[..., None]
+        binned = tf.reduce_sum(tf.cast(x > tf.constant(self.bounds, tf.float32), tf.int32), -1)
+        eq = tf.equal(x, tf.constant(self.values, tf.float32))
+        slot = tf.where(tf.reduce_any(eq, -1), tf.argmax(tf.cast(eq, tf.int32), -1, output_type=tf.int32), -1)
+        return tf.where(tf.constant(self.is_cat), slot, binned)
+
+    def origin(self, x):
+        """The instance's own representation [c, d]: all ones (every feature in its own category)."""
+        return tf.ones_like(x)
+
+    def chunk(self, keys, rows, x, index) -> Sample:
+        """Samples ``index`` (int32 [L]) of every instance; sample 0 is the instance itself."""
+        d, width = self.n_features, self.width
+        draw = tf.maximum(index - 1, 0)
+        u_cat = _random.uniform_blocks(keys[0], rows, draw, d)                          # [c, L, d]
+        cat = tf.reduce_sum(tf.cast(u_cat[..., None] >= tf.constant(self.cdf, tf.float32), tf.int32), -1)
+        cat = tf.minimum(cat, width - 1)
+        flat = tf.range(d) * width + cat                                                 # into [d * width]
+        row = tf.gather(tf.constant(self._table), flat)                                  # [c, L, d, 6]
+        mean, std, phi_a, width_p, lo, hi = tf.unstack(row, axis=-1)
+        u = _random.uniform_blocks(keys[1], rows, draw, d)
+        p = tf.clip_by_value(phi_a + u * width_p, 2.0**-24, 1.0 - 2.0**-24)
+        value = tf.clip_by_value(mean + std * tf.math.ndtri(p), lo, hi)
+        points = tf.where(tf.gather(tf.constant(self._point), flat), lo, value)
+        z = tf.cast(tf.equal(cat, self._category(x)[:, None, :]), tf.float32)
+        first = tf.equal(index, 0)[None, :, None]
+        z = tf.where(first, tf.ones_like(z), z)
+        points = tf.where(first, x[:, None, :], points)
+        return Sample(z, None, points)
+
+    def __call__(self, keys, rows, x) -> Sample:
+        return self.chunk(keys, rows, x, tf.range(self.n_samples))
+
