@@ -47,16 +47,20 @@ def _unrolled_cholesky(a):
     return chol
 
 
-def _sym_solve(matrix, rhs):
-    """Solves SPD systems matrix @ x = rhs (batched) with a tiny relative jitter."""
+def _cholesky(matrix):
+    """Lower Cholesky factors of SPD matrices [..., p, p] (unrolled while tracing for XLA)."""
+    if _COMPILED.get() and matrix.shape[-1] <= _UNROLL_MAX:
+        return _unrolled_cholesky(matrix)
+    return tf.linalg.cholesky(matrix)
+
+
+def _sym_solve(matrix, rhs, jitter=_JITTER):
+    """Solves SPD systems matrix @ x = rhs (batched) with a tiny relative jitter: on a singular (PSD)
+    matrix, the minimum-norm solution for rhs in its range, to about jitter / (smallest pivot)."""
     p = matrix.shape[-1]
     scale = tf.linalg.trace(matrix)[..., None, None] / p + 1e-30
-    matrix = matrix + _JITTER * scale * tf.eye(p, dtype=matrix.dtype)
-    if _COMPILED.get() and p <= _UNROLL_MAX:
-        chol = _unrolled_cholesky(matrix)
-    else:
-        chol = tf.linalg.cholesky(matrix)
-    return tf.linalg.cholesky_solve(chol, rhs)
+    matrix = matrix + jitter * scale * tf.eye(p, dtype=matrix.dtype)
+    return tf.linalg.cholesky_solve(_cholesky(matrix), rhs)
 
 
 def _shapley_design(z, y, v0, v1):
@@ -80,10 +84,11 @@ def shapley_normal_equations(z, y, weights, v0, v1):
     return tf.einsum("cmi,cmj->cij", aw, a) + 1.0 / d, tf.einsum("cmi,cmo->cio", aw, b)
 
 
-def solve_shapley(gram, rhs, delta):
-    """phi = x + delta / d with x the solution of gram x = rhs, kept exactly in 1-perp."""
+def solve_shapley(gram, rhs, delta, jitter=_JITTER):
+    """phi = x + delta / d with x the solution of gram x = rhs, kept exactly in 1-perp (the
+    minimum-norm one when the design leaves some direction undetermined: see :func:`_sym_solve`)."""
     d = gram.shape[-1]
-    x = _sym_solve(gram, rhs)
+    x = _sym_solve(gram, rhs, jitter)
     x = x - tf.reduce_mean(x, axis=-2, keepdims=True)
     return x + tf.cast(delta, _F64)[..., None, :] / d
 
@@ -135,13 +140,70 @@ def fold_complements(a, b, weights, pair_ids):
             tf.concat([wf, tf.gather(w, singles, axis=1)], 1), np.asarray(pair_ids)[keep])
 
 
+# By the dtype the replicates' normal equations were summed in: the relative jitter of their solves,
+# above that dtype's rounding of a singular gram (float32: ~1e-6 of its scale, so the 1e-10 of the
+# point estimate would leave it indefinite, i.e. NaN), and the Cholesky pivot (of the mean replicate
+# gram at unit diagonal) below which the instance's own design counts as rank-deficient.
+_REPLICATE_JITTER = {tf.float64: _JITTER, tf.float32: 1e-5}
+_DEFICIENT_PIVOT = {tf.float64: 1e-8, tf.float32: 1e-3}
+
+
+def bootstrap_stderr_from_normal_equations(gram, rhs, delta, summed_in=tf.float32):
+    """Standard errors of the constrained Shapley regression from its bootstrap replicates' normal
+    equations: gram [c, B, d, d] = A^T W_r A + 11^T/d and rhs [c, B, d, o] = A^T W_r b (what
+    :func:`shapley_normal_equations` returns, under each replicate's weights W_r), delta [c, o] =
+    v1 - v0; ``summed_in``: the dtype gram and rhs were accumulated in (float32 or float64; they may
+    come in either). Returns [c, d, o] float32: the standard deviation (ddof = 1) over the replicates
+    of their solutions by :func:`solve_shapley`.
+
+    Each replicate is solved by the point estimate's own rule: where a replicate leaves out every unit
+    touching some direction, its gram is singular and the solve takes the minimum-norm solution there,
+    as the point estimate does on a rank-deficient sample (so the spread shows that the estimate would
+    fall back to 0 along that direction without those units). The solve's relative jitter is 1e-10
+    for float64 sums and 1e-5 for float32 sums, whose rounding would otherwise leave a singular gram
+    indefinite (a NaN factorization); directions that weak in a replicate fall back to minimum norm.
+    Replicates with non-finite normal equations or solutions are left out. The result is +inf for an
+    instance with fewer than two finite replicates, or whose own design is rank-deficient (its estimate
+    is then a minimum-norm guess in some direction, whose error no replicate shows), judged on the
+    mean of its replicates' grams (the multipliers have mean 1) scaled to unit diagonal: a Cholesky
+    pivot below 1e-8 (float64 sums) or 1e-3 (float32). It is 0 only where the replicates agree exactly.
+    """
+    summed_in = tf.as_dtype(summed_in)
+    if summed_in not in _REPLICATE_JITTER:
+        raise ValueError(f"`summed_in` must be float32 or float64, got {summed_in.name}.")
+    d = gram.shape[-1]
+    g, b = tf.cast(gram, _F64), tf.cast(rhs, _F64)
+    finite = tf.reduce_all(tf.math.is_finite(g), [-2, -1]) & tf.reduce_all(tf.math.is_finite(b), [-2, -1])
+    eye = tf.eye(d, dtype=_F64)
+    g = tf.where(finite[..., None, None], 0.5 * (g + tf.linalg.matrix_transpose(g)), eye)
+    b = tf.where(finite[..., None, None], b, tf.zeros_like(b))
+    phi = solve_shapley(g, b, tf.cast(delta, _F64)[:, None], _REPLICATE_JITTER[summed_in])   # [c, B, d, o]
+    ok = finite & tf.reduce_all(tf.math.is_finite(phi), [-2, -1])                           # [c, B]
+    keep = ok[..., None, None]
+    phi = tf.where(keep, phi, tf.zeros_like(phi))
+    n = tf.reduce_sum(tf.cast(ok, _F64), axis=1)[:, None, None]                             # [c, 1, 1]
+    mean = tf.reduce_sum(phi, axis=1) / tf.maximum(n, 1.0)
+    dev = tf.where(keep, phi - mean[:, None], tf.zeros_like(phi))
+    var = tf.reduce_sum(tf.square(dev), axis=1) / tf.maximum(n - 1.0, 1.0)
+    # the instance's own design: mean replicate gram at unit diagonal, smallest Cholesky pivot
+    g_mean = tf.reduce_sum(tf.where(keep, g, tf.zeros_like(g)), axis=1) / tf.maximum(n, 1.0)
+    diag = tf.linalg.diag_part(g_mean)
+    scale = tf.where(diag > 0, tf.math.rsqrt(tf.where(diag > 0, diag, 1.0)), tf.zeros_like(diag))
+    chol = _cholesky(g_mean * scale[..., :, None] * scale[..., None, :] + _JITTER * eye)
+    pivots = tf.square(tf.linalg.diag_part(chol)) - _JITTER
+    full_rank = tf.reduce_all(pivots > _DEFICIENT_PIVOT[summed_in], -1)[:, None, None]     # NaN: False
+    se = tf.where((n >= 2.0) & full_rank, tf.sqrt(var), tf.constant(np.inf, _F64))
+    return tf.cast(se, tf.float32)
+
+
 def shapley_bootstrap_stderr(z, y, weights, v0, v1, multipliers, pair_ids):
     """Standard errors of :func:`shapley_wls` by re-solving it under bootstrap weight multipliers.
 
     multipliers [c, B, units] (see ``samplers.BootstrapPlan``), pair_ids [m] (numpy) the unit of each
-    sample. Returns the standard deviation over the B replicates, [c, d, o] (ddof = 1). Complement
-    pairs are folded first (half the rows, same replicates); the replicates' normal equations are
-    accumulated in float32 (they only feed a spread), solved in float64.
+    sample. Returns [c, d, o]: the standard deviation over the replicates (ddof = 1), +inf for an
+    instance whose own design is rank-deficient (see :func:`bootstrap_stderr_from_normal_equations`).
+    Complement pairs are folded first (half the rows, same replicates); the replicates' normal
+    equations are accumulated in float32 (they only feed a spread), solved in float64.
     """
     d = z.shape[-1]
     if d == 1:
@@ -153,11 +215,7 @@ def shapley_bootstrap_stderr(z, y, weights, v0, v1, multipliers, pair_ids):
     aw = a32[:, None] * w[..., None]                                    # [c, B, m', d]
     gram = tf.cast(tf.matmul(aw, a32[:, None], transpose_a=True), _F64) + 1.0 / d   # [c, B, d, d]
     rhs = tf.cast(tf.matmul(aw, b32[:, None], transpose_a=True), _F64)              # [c, B, d, o]
-    phi = solve_shapley(gram, rhs, delta[:, None])
-    mean = tf.reduce_mean(phi, axis=1, keepdims=True)
-    n_boot = tf.cast(tf.shape(phi)[1], _F64)
-    var = tf.reduce_sum(tf.square(phi - mean), axis=1) / tf.maximum(n_boot - 1.0, 1.0)
-    return tf.cast(tf.sqrt(var), tf.float32)
+    return bootstrap_stderr_from_normal_equations(gram, rhs, delta, summed_in=tf.float32)
 
 
 # Prior variances of the interaction orders 0..3 of the adjustment model. Orders <= 2 are nearly
