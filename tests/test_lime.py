@@ -139,3 +139,54 @@ def test_far_instance_has_tiny_weights_and_stays_finite_like_sklearn(setting):
                                        s["weights"][0].astype(np.float64))
     np.testing.assert_allclose(exp.values[0], ridge.coef_, atol=1e-6)
     np.testing.assert_allclose(exp.local_pred[0], local, rtol=1e-4, atol=1e-5)
+
+
+def test_categorical_features_as_numpy_arrays_and_tuples(rng):
+    # issue #11: np.array([1]) was silently ignored (falsy), np.array([0, 1]) raised "truth value ... ambiguous"
+    d = 3
+    train = np.stack([rng.choice([0.0, 1.0], size=400), rng.choice([0.0, 1.0, 5.0], size=400),
+                      rng.normal(size=400)], 1).astype(np.float32)
+    f = lambda t: t[:, 0] + 2.0 * t[:, 1]  # noqa: E731
+    x = train[:2]
+    want = tfexplain.Lime(f, train, categorical_features=[1], n_samples=200)
+    for spec in (np.array([1]), (1,), np.array([1], np.int32), [np.int64(1)]):
+        lime = tfexplain.Lime(f, train, categorical_features=spec, n_samples=200)
+        np.testing.assert_array_equal(lime.sampler.cat_columns, [1])
+        np.testing.assert_array_equal(lime.std, want.std)
+        np.testing.assert_array_equal(lime.samples(x, seed=1)["points"], want.samples(x, seed=1)["points"])
+    both = tfexplain.Lime(f, train, categorical_features=np.array([0, 1]), n_samples=200)
+    np.testing.assert_array_equal(both.sampler.cat_columns, [0, 1])
+    np.testing.assert_array_equal(both.mean[:2], 0.0)
+    pts = both.samples(x, seed=1)["points"]
+    assert set(np.unique(pts[:, :, 0])) <= {0.0, 1.0} and set(np.unique(pts[:, :, 1])) <= {0.0, 1.0, 5.0}
+    for empty in (None, [], (), np.array([], np.int64)):
+        assert len(tfexplain.Lime(f, train, categorical_features=empty, n_samples=200).sampler.cat_columns) == 0
+
+
+@pytest.mark.parametrize("spec,error", [
+    ([True], TypeError), (np.array([True, False]), TypeError), ([1.0], TypeError), (np.array([0.0, 1.0]), TypeError),
+    (1, TypeError), ("1", TypeError), ([[0, 1]], TypeError), (np.array([[0, 1]]), ValueError),
+    ([1, 1], ValueError), (np.array([0, 2, 0]), ValueError), ([3], ValueError), ([-1], ValueError)])
+def test_categorical_features_are_checked(spec, error):
+    train = np.zeros((10, 3), np.float32)
+    with pytest.raises(error, match="categorical_features"):
+        tfexplain.Lime(lambda t: tf.reduce_sum(t, 1), train, categorical_features=spec)
+
+
+@pytest.mark.parametrize("name,value,error", [
+    ("alpha", float("nan"), ValueError), ("alpha", float("inf"), ValueError), ("alpha", np.float32("nan"), ValueError),
+    ("alpha", True, TypeError), ("alpha", -1.0, ValueError), ("alpha", "1", TypeError),
+    ("kernel_width", True, TypeError), ("kernel_width", float("nan"), ValueError),
+    ("kernel_width", float("inf"), ValueError), ("kernel_width", 0, ValueError), ("kernel_width", "1", TypeError)])
+def test_alpha_and_kernel_width_are_checked(name, value, error):
+    train = np.random.default_rng(0).normal(size=(10, 3)).astype(np.float32)
+    with pytest.raises(error, match=name):
+        tfexplain.Lime(lambda t: tf.reduce_sum(t, 1), train, **{name: value})
+
+
+def test_alpha_and_kernel_width_accept_numpy_numbers(rng):
+    train = rng.normal(size=(50, 3)).astype(np.float32)
+    lime = tfexplain.Lime(lambda t: tf.reduce_sum(t, 1), train, alpha=np.float32(0.5), kernel_width=np.int64(2))
+    assert lime.alpha == 0.5 and isinstance(lime.alpha, float)
+    assert lime.kernel_width == 2.0 and isinstance(lime.kernel_width, float)
+    assert tfexplain.Lime(lambda t: tf.reduce_sum(t, 1), train, alpha=0).alpha == 0.0

@@ -891,21 +891,41 @@ class Lime(Explainer):
         n_samples = as_int(n_samples, "n_samples")
         if n_samples < d + 1:
             raise ValueError(f"`n_samples` must be at least d + 1 = {d + 1}, got {n_samples}.")
-        categorical_features = [as_int(j, "categorical_features") for j in (categorical_features or [])]
+        if categorical_features is None:
+            categorical_features = []
+        if isinstance(categorical_features, np.ndarray):
+            if categorical_features.ndim != 1:
+                raise ValueError(f"`categorical_features` must be a 1-D sequence of column indices, got an array "
+                                 f"of shape {categorical_features.shape}.")
+            categorical_features = categorical_features.tolist()  # Python ints (floats, bools: rejected below)
+        elif not isinstance(categorical_features, (list, tuple)):
+            raise TypeError(f"`categorical_features` must be a list, tuple or 1-D array of column indices, got "
+                            f"{type(categorical_features).__name__}.")
+        categorical_features = [as_int(j, "categorical_features") for j in categorical_features]
         for j in categorical_features:
             if not 0 <= j < d:
                 raise ValueError(f"`categorical_features` has column {j}, outside 0..{d - 1}.")
+        if len(set(categorical_features)) != len(categorical_features):
+            raise ValueError(f"`categorical_features` lists a column twice: {categorical_features}.")
+
+        def real(value, name):
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+                raise TypeError(f"`{name}` must be a real number, got {type(value).__name__}.")
+            if not np.isfinite(value):
+                raise ValueError(f"`{name}` must be finite, got {value!r}.")
+            return float(value)
+
         self.num_features = as_int(num_features, "num_features", minimum=1)
         self.feature_selection = as_choice(
             feature_selection, "feature_selection", {"auto", "forward_selection", "highest_weights", "none"})
         if kernel_width is None:
             kernel_width = 0.75 * np.sqrt(d)
-        if not isinstance(kernel_width, (int, float, np.floating)) or not kernel_width > 0:
+        self.kernel_width = real(kernel_width, "kernel_width")
+        if not self.kernel_width > 0:
             raise ValueError(f"`kernel_width` must be a positive number, got {kernel_width!r}.")
-        self.kernel_width = float(kernel_width)
-        if not isinstance(alpha, (int, float, np.floating)) or alpha < 0:
+        self.alpha = real(alpha, "alpha")
+        if self.alpha < 0:
             raise ValueError(f"`alpha` must be a non-negative number, got {alpha!r}.")
-        self.alpha = float(alpha)
         self.mean, self.std, categorical = lime_statistics(train, categorical_features)
         self.categorical_features = sorted(categorical)
         # lime's discretize_continuous=True: non-categorical columns binned (quartile / decile / entropy)

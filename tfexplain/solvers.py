@@ -47,16 +47,20 @@ def _unrolled_cholesky(a):
     return chol
 
 
-def _sym_solve(matrix, rhs):
-    """Solves SPD systems matrix @ x = rhs (batched) with a tiny relative jitter."""
+def _cholesky(matrix):
+    """Lower Cholesky factors of SPD matrices [..., p, p] (unrolled while tracing for XLA)."""
+    if _COMPILED.get() and matrix.shape[-1] <= _UNROLL_MAX:
+        return _unrolled_cholesky(matrix)
+    return tf.linalg.cholesky(matrix)
+
+
+def _sym_solve(matrix, rhs, jitter=_JITTER):
+    """Solves SPD systems matrix @ x = rhs (batched) with a tiny relative jitter: on a singular (PSD)
+    matrix, the minimum-norm solution for rhs in its range, to about jitter / (smallest pivot)."""
     p = matrix.shape[-1]
     scale = tf.linalg.trace(matrix)[..., None, None] / p + 1e-30
-    matrix = matrix + _JITTER * scale * tf.eye(p, dtype=matrix.dtype)
-    if _COMPILED.get() and p <= _UNROLL_MAX:
-        chol = _unrolled_cholesky(matrix)
-    else:
-        chol = tf.linalg.cholesky(matrix)
-    return tf.linalg.cholesky_solve(chol, rhs)
+    matrix = matrix + jitter * scale * tf.eye(p, dtype=matrix.dtype)
+    return tf.linalg.cholesky_solve(_cholesky(matrix), rhs)
 
 
 def _players(mask, d):
@@ -107,12 +111,13 @@ def shapley_normal_equations(z, y, weights, v0, v1, mask=None):
     return tf.einsum("cmi,cmj->cij", aw, a) + constraint_term(mask, d), tf.einsum("cmi,cmo->cio", aw, b)
 
 
-def solve_shapley(gram, rhs, delta, mask=None):
+def solve_shapley(gram, rhs, delta, mask=None, jitter=_JITTER):
     """phi = x + delta / d with x the solution of gram x = rhs, kept exactly in 1-perp (over the
     masked players, the others exactly 0, when ``mask`` [c, d] is given; gram and rhs may carry extra
-    leading batch dimensions after c, e.g. bootstrap replicates)."""
+    leading batch dimensions after c, e.g. bootstrap replicates; the minimum-norm solution when the
+    design leaves some direction undetermined: see :func:`_sym_solve`)."""
     d = gram.shape[-1]
-    x = _sym_solve(gram, rhs)
+    x = _sym_solve(gram, rhs, jitter)
     delta = tf.cast(delta, _F64)[..., None, :]
     if mask is None:
         x = x - tf.reduce_mean(x, axis=-2, keepdims=True)
@@ -188,24 +193,70 @@ def replicate_normal_equations(a, b, w, multipliers):
     return gram, rhs
 
 
-def bootstrap_stderr_from_normal_equations(gram, rhs, delta, mask=None):
-    """Standard deviation over bootstrap replicates (ddof = 1) of the constrained solutions of the
-    replicates' normal equations gram [c, B, d, d] (constraint term included), rhs [c, B, d, o];
-    delta [c, o]. Returns [c, d, o] float32."""
-    phi = solve_shapley(gram, rhs, tf.cast(delta, _F64)[:, None], mask)
-    mean = tf.reduce_mean(phi, axis=1, keepdims=True)
-    n_boot = tf.cast(tf.shape(phi)[1], _F64)
-    var = tf.reduce_sum(tf.square(phi - mean), axis=1) / tf.maximum(n_boot - 1.0, 1.0)
-    return tf.cast(tf.sqrt(var), tf.float32)
+# By the dtype the replicates' normal equations were summed in: the relative jitter of their solves,
+# above that dtype's rounding of a singular gram (float32: ~1e-6 of its scale, so the 1e-10 of the
+# point estimate would leave it indefinite, i.e. NaN), and the Cholesky pivot (of the mean replicate
+# gram at unit diagonal) below which the instance's own design counts as rank-deficient.
+_REPLICATE_JITTER = {tf.float64: _JITTER, tf.float32: 1e-5}
+_DEFICIENT_PIVOT = {tf.float64: 1e-8, tf.float32: 1e-3}
+
+
+def bootstrap_stderr_from_normal_equations(gram, rhs, delta, mask=None, summed_in=tf.float32):
+    """Standard errors of the constrained Shapley regression from its bootstrap replicates' normal
+    equations: gram [c, B, d, d] = A^T W_r A + 11^T/d and rhs [c, B, d, o] = A^T W_r b (what
+    :func:`shapley_normal_equations` returns, under each replicate's weights W_r), delta [c, o] =
+    v1 - v0; ``mask`` [c, d]: the players solved for (see :func:`solve_shapley`); ``summed_in``: the dtype gram and rhs were accumulated in (float32 or float64; they may
+    come in either). Returns [c, d, o] float32: the standard deviation (ddof = 1) over the replicates
+    of their solutions by :func:`solve_shapley`.
+
+    Each replicate is solved by the point estimate's own rule: where a replicate leaves out every unit
+    touching some direction, its gram is singular and the solve takes the minimum-norm solution there,
+    as the point estimate does on a rank-deficient sample (so the spread shows that the estimate would
+    fall back to 0 along that direction without those units). The solve's relative jitter is 1e-10
+    for float64 sums and 1e-5 for float32 sums, whose rounding would otherwise leave a singular gram
+    indefinite (a NaN factorization); directions that weak in a replicate fall back to minimum norm.
+    Replicates with non-finite normal equations or solutions are left out. The result is +inf for an
+    instance with fewer than two finite replicates, or whose own design is rank-deficient (its estimate
+    is then a minimum-norm guess in some direction, whose error no replicate shows), judged on the
+    mean of its replicates' grams (the multipliers have mean 1) scaled to unit diagonal: a Cholesky
+    pivot below 1e-8 (float64 sums) or 1e-3 (float32). It is 0 only where the replicates agree exactly.
+    """
+    summed_in = tf.as_dtype(summed_in)
+    if summed_in not in _REPLICATE_JITTER:
+        raise ValueError(f"`summed_in` must be float32 or float64, got {summed_in.name}.")
+    d = gram.shape[-1]
+    g, b = tf.cast(gram, _F64), tf.cast(rhs, _F64)
+    finite = tf.reduce_all(tf.math.is_finite(g), [-2, -1]) & tf.reduce_all(tf.math.is_finite(b), [-2, -1])
+    eye = tf.eye(d, dtype=_F64)
+    g = tf.where(finite[..., None, None], 0.5 * (g + tf.linalg.matrix_transpose(g)), eye)
+    b = tf.where(finite[..., None, None], b, tf.zeros_like(b))
+    phi = solve_shapley(g, b, tf.cast(delta, _F64)[:, None], mask, jitter=_REPLICATE_JITTER[summed_in])   # [c, B, d, o]
+    ok = finite & tf.reduce_all(tf.math.is_finite(phi), [-2, -1])                           # [c, B]
+    keep = ok[..., None, None]
+    phi = tf.where(keep, phi, tf.zeros_like(phi))
+    n = tf.reduce_sum(tf.cast(ok, _F64), axis=1)[:, None, None]                             # [c, 1, 1]
+    mean = tf.reduce_sum(phi, axis=1) / tf.maximum(n, 1.0)
+    dev = tf.where(keep, phi - mean[:, None], tf.zeros_like(phi))
+    var = tf.reduce_sum(tf.square(dev), axis=1) / tf.maximum(n - 1.0, 1.0)
+    # the instance's own design: mean replicate gram at unit diagonal, smallest Cholesky pivot
+    g_mean = tf.reduce_sum(tf.where(keep, g, tf.zeros_like(g)), axis=1) / tf.maximum(n, 1.0)
+    diag = tf.linalg.diag_part(g_mean)
+    scale = tf.where(diag > 0, tf.math.rsqrt(tf.where(diag > 0, diag, 1.0)), tf.zeros_like(diag))
+    chol = _cholesky(g_mean * scale[..., :, None] * scale[..., None, :] + _JITTER * eye)
+    pivots = tf.square(tf.linalg.diag_part(chol)) - _JITTER
+    full_rank = tf.reduce_all(pivots > _DEFICIENT_PIVOT[summed_in], -1)[:, None, None]     # NaN: False
+    se = tf.where((n >= 2.0) & full_rank, tf.sqrt(var), tf.constant(np.inf, _F64))
+    return tf.cast(se, tf.float32)
 
 
 def shapley_bootstrap_stderr(z, y, weights, v0, v1, multipliers, pair_ids, mask=None):
     """Standard errors of :func:`shapley_wls` by re-solving it under bootstrap weight multipliers.
 
     multipliers [c, B, units] (see ``samplers.BootstrapPlan``), pair_ids [m] (numpy) the unit of each
-    sample. Returns the standard deviation over the B replicates, [c, d, o] (ddof = 1). Complement
-    pairs are folded first (half the rows, same replicates); the replicates' normal equations are
-    accumulated in float32 (they only feed a spread), solved in float64.
+    sample. Returns [c, d, o]: the standard deviation over the replicates (ddof = 1), +inf for an
+    instance whose own design is rank-deficient (see :func:`bootstrap_stderr_from_normal_equations`).
+    Complement pairs are folded first (half the rows, same replicates); the replicates' normal
+    equations are accumulated in float32 (they only feed a spread), solved in float64.
     """
     d = z.shape[-1]
     if d == 1:
@@ -215,14 +266,17 @@ def shapley_bootstrap_stderr(z, y, weights, v0, v1, multipliers, pair_ids, mask=
     gram, rhs = replicate_normal_equations(a, b, w, tf.gather(multipliers, units, axis=-1))
     term = constraint_term(mask, d)
     gram = gram + (term if mask is None else term[:, None])
-    return bootstrap_stderr_from_normal_equations(gram, rhs, delta, mask)
+    return bootstrap_stderr_from_normal_equations(gram, rhs, delta, mask, summed_in=tf.float32)
 
 
-# Prior variances of the interaction orders 0..3 of the adjustment model. Orders <= 2 are nearly
-# unpenalized: paired sampling already recovers them exactly, and a penalty there would leak into the
-# order-3 part and cost exactness on additive/pairwise games (relative error ~ 1/variance: 5e-7 here).
-# The ridge strength acts against weights normalized to mean 1.
-ADJUST_ORDER_VARIANCES = (1e6, 1e6, 1e6, 1.0)
+# The adjustment model: a flat prior (fixed effects, fitted by generalized least squares) on its
+# intercept and additive part, Gaussian priors with these variances on its order-2 and order-3
+# interactions. Paired sampling already recovers orders <= 2 exactly, so only the model's order-3 part
+# moves the estimate: an additive game is fitted exactly by the fixed effects and leaves the kernel
+# nothing (a large but finite prior variance there instead leaks part of it into order 3, errors of
+# 1e-5..1e-4 relative at budgets near 2d); order 2 is nearly unpenalized for the same reason. The ridge
+# strength acts against weights normalized to mean 1.
+ADJUST_ORDER_VARIANCES = (1e6, 1.0)   # orders 2, 3
 ADJUST_RIDGE = 0.1
 
 
@@ -239,10 +293,13 @@ def regression_adjusted_shapley(z, y, weights, v0, v1, variances=ADJUST_ORDER_VA
                                 mask=None):
     """Regression-adjusted KernelSHAP (after Witter, Liu & Musco 2025): fit a model g of the game on the
     sampled coalitions, take g's exact Shapley values, and estimate only the residual game v - g with
-    the constrained WLS. g is a kernel ridge regression on coalition indicators with all interactions
-    up to order 3, whose kernel is a function of the overlap o = |S n S'| alone:
-    k(S, S') = sum_t variances[t] C(o, t); its Shapley values are closed-form,
-    phi_j(g) = sum_a alpha_a 1{j in S_a} sum_{t>=1} variances[t] C(|S_a| - 1, t - 1) / t.
+    the constrained WLS. g(S) = beta_0 + z_S . beta + h(S): an intercept and additive part with a flat
+    prior, and a Gaussian process h over the interactions of orders 2 and 3 (prior ``variances``),
+    whose kernel is a function of the overlap o = |S n S'| alone: k(S, S') = sum_t variances[t - 2] C(o, t).
+    With noise variance ``ridge`` / w_S this is universal kriging: beta by generalized least squares
+    under the covariance Sigma = K + ridge W^-1, then h's weights alpha = Sigma^-1 (y - X beta) (so an
+    additive game gives alpha = 0: it is fitted, and explained, exactly). g's Shapley values are
+    closed-form: phi_j(g) = beta_j + sum_a alpha_a 1{j in S_a} sum_t variances[t - 2] C(|S_a| - 1, t - 1) / t.
     Efficiency still holds exactly. Returns (values [c, d, o] float32, residual values [c, m, o] and
     residual endpoints (r0 [c, o], r1 [c, o]) for error estimates). ``mask`` [c, d]: players that
     cannot change the output (0) are left out of the model and of the regression (their values are 0).
@@ -254,18 +311,29 @@ def regression_adjusted_shapley(z, y, weights, v0, v1, variances=ADJUST_ORDER_VA
     w = tf.broadcast_to(tf.cast(weights, _F64), tf.shape(z64)[:2])
     w = w / tf.reduce_mean(w, axis=1, keepdims=True)
     yc = tf.cast(y, _F64) - tf.cast(v0, _F64)                                  # game with v(empty) = 0
-    orders = len(variances)
-    kernel = tf.add_n([v * b for v, b in zip(variances, _overlap_binomials(tf.matmul(z64, z64, transpose_b=True), orders))])
-    root = tf.sqrt(w)
-    system = root[:, :, None] * kernel * root[:, None, :] + ridge * tf.eye(m, dtype=_F64)
-    alpha = root[..., None] * _sym_solve(system, root[..., None] * yc)        # [c, m, o]
-    fitted = tf.matmul(kernel, alpha)
+    top = len(variances) + 2                                                   # orders 2 .. top - 1
+    overlaps = _overlap_binomials(tf.matmul(z64, z64, transpose_b=True), top)
+    kernel = tf.add_n([v * b for v, b in zip(variances, overlaps[2:])])
+    root = tf.sqrt(w)[..., None]                                               # [c, m, 1]
+    system = root * kernel * tf.linalg.matrix_transpose(root) + ridge * tf.eye(m, dtype=_F64)
+    design = tf.concat([tf.ones_like(z64[..., :1]), z64], -1)                 # [c, m, d + 1]
+    k = design.shape[-1]
+    solved = _sym_solve(system, root * tf.concat([design, yc], -1))           # M^-1 W^1/2 [X, y]
+    sx, sy = solved[..., :k], solved[..., k:]
+    xw = root * design
+    gls = tf.matmul(xw, sx, transpose_a=True)                                  # X^T Sigma^-1 X, [c, d+1, d+1]
+    scale = tf.math.rsqrt(tf.maximum(tf.linalg.diag_part(gls), 1e-300))[..., None]   # unit diagonal first: the
+    beta = scale * _sym_solve(scale * gls * tf.linalg.matrix_transpose(scale),        # intercept's is far smaller
+                              scale * tf.matmul(xw, sy, transpose_a=True))            # [c, d+1, o]
+    alpha = root * (sy - tf.matmul(sx, beta))                                  # Sigma^-1 (y - X beta), [c, m, o]
+    fitted = tf.matmul(design, beta) + tf.matmul(kernel, alpha)
     size = tf.reduce_sum(z64, -1)                                              # [c, m]
-    share = tf.add_n([variances[t] * b / t for t, b in enumerate(_overlap_binomials(size - 1.0, orders - 1)[: orders - 1], 1)])
-    phi_g = tf.einsum("cmo,cm,cmj->cjo", alpha, share, z64)
-    g0 = variances[0] * tf.reduce_sum(alpha, axis=1)                           # g(empty), [c, o]
-    full = tf.add_n([v * b for v, b in zip(variances, _overlap_binomials(size, orders))])
-    g1 = tf.einsum("cmo,cm->co", alpha, full)                                  # g(full)
+    below = _overlap_binomials(size - 1.0, top - 1)
+    share = tf.add_n([v * below[t - 1] / t for t, v in enumerate(variances, 2)])
+    phi_g = beta[:, 1:] + tf.einsum("cmo,cm,cmj->cjo", alpha, share, z64)
+    g0 = beta[:, 0]                                                            # g(empty): h(empty) = 0
+    full = tf.add_n([v * b for v, b in zip(variances, _overlap_binomials(size, top)[2:])])
+    g1 = g0 + tf.reduce_sum(beta[:, 1:], axis=1) + tf.einsum("cmo,cm->co", alpha, full)   # g(full)
     residual = yc - fitted + g0[:, None, :]                                   # r - r(empty): r0 = 0
     r1 = tf.cast(v1 - v0, _F64) - g1 + g0
     gram, rhs = shapley_normal_equations(z, residual, weights, tf.zeros([y.shape[-1]], _F64), r1, mask)
