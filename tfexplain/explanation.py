@@ -225,8 +225,10 @@ class Explanation:
             v = d.get(f.name)
             if f.name in ("feature_names", "output_names"):
                 v = [str(s) for s in (v or [])]
-            elif f.name == "method":
-                v = str(v)
+            elif f.name in ("method", "link"):
+                v = str(v) if v is not None else f.default
+            elif f.name == "feature_conditions":
+                v = None if v is None else np.asarray(v, dtype=str)
             elif f.name == "seconds":
                 v = float(v or 0.0)
             elif v is not None:
