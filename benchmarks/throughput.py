@@ -1,0 +1,145 @@
+"""Throughput and memory of the default explainers against the model-only floor (issue #12).
+
+For the demo model (breast cancer, d = 30, MLP 30-32-16-2) and a wider one (d = 100, MLP 100-64-64-2,
+random weights), background k = 50, each (explainer, n, XLA) runs in its own process so that its
+peak RSS is its own: instances per second, peak RSS, the ratio to the model alone on the same rows in
+the same chunks (``tfexplain.evaluation.model_floor``), XLA compilations and the first call's time
+(trace + compile). Peers at n = 100 on the same models: shap.KernelExplainer with ``model.predict``
+(as tutorials call it) and with a compiled function, lime's LimeTabularExplainer.
+
+    python benchmarks/throughput.py                         # n = 100, 1000 (minutes)
+    python benchmarks/throughput.py --sizes 100,1000,10000,100000 --peers   # the full table (hours on 2 cores)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+CONFIGS = {
+    "KernelShap (default)": "tfexplain.KernelShap(model, bg, target=1, jit_compile=jit)",
+    "KernelShap 10d + adjustment": "tfexplain.KernelShap(model, bg, target=1, n_samples=10 * d, jit_compile=jit)",
+    "Lime (default)": "tfexplain.Lime(model, train, target=1, jit_compile=jit)",
+}
+
+
+def _models(width):
+    import numpy as np
+    import tensorflow as tf
+    from tfexplain.demo import demo_model
+
+    if width == 30:
+        model, train, test, _ = demo_model()
+        return model, train.astype(np.float32), test.astype(np.float32)
+    import keras
+    rng = np.random.default_rng(0)
+    model = keras.Sequential([keras.Input((width,)), keras.layers.Dense(64, activation="relu"),
+                              keras.layers.Dense(64, activation="relu"), keras.layers.Dense(2, activation="softmax")])
+    train = rng.normal(size=(500, width)).astype(np.float32)
+    return model, train, rng.normal(size=(200, width)).astype(np.float32)
+
+
+def run_one(args):
+    """One configuration in this process; prints a JSON line."""
+    import resource
+
+    import numpy as np
+    import tfexplain
+    from tfexplain.evaluation import model_floor
+
+    model, train, test = _models(args.width)
+    d = train.shape[1]
+    bg = train[np.random.default_rng(0).choice(len(train), 50, replace=False)]
+    jit = args.jit
+    explainer = eval(CONFIGS[args.config])  # noqa: S307 -- a fixed table above
+    x = np.resize(test, (args.n, d)).astype(np.float32)
+    start = time.perf_counter()
+    explainer(x[: min(args.n, 49)], seed=0)       # first call: trace (+ compile)
+    first = time.perf_counter() - start
+    start = time.perf_counter()
+    explainer(x, seed=1)
+    seconds = time.perf_counter() - start
+    floor = model_floor(explainer)
+    floor(x[:2])
+    start = time.perf_counter()
+    floor(x).numpy()
+    floor_seconds = time.perf_counter() - start
+    print(json.dumps({"config": args.config, "width": d, "n": args.n, "jit": jit,
+                      "per_second": args.n / seconds, "ratio": seconds / floor_seconds,
+                      "first_call_s": first, "compilations": explainer.compilations,
+                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+def run_peers(width, n=100):
+    import numpy as np
+    import tensorflow as tf
+    import lime.lime_tabular
+    import shap
+
+    model, train, test = _models(width)
+    bg = train[np.random.default_rng(0).choice(len(train), 50, replace=False)]
+    x = np.resize(test, (n, train.shape[1]))
+    compiled = tf.function(lambda a: model(a, training=False), jit_compile=True, reduce_retracing=True)
+    out = []
+    for name, fn in [("model.predict", lambda a: model.predict(a, verbose=0)[:, 1]),
+                     ("compiled", lambda a: compiled(tf.constant(a, tf.float32)).numpy()[:, 1])]:
+        explainer = shap.KernelExplainer(fn, bg)
+        k = 3 if name == "model.predict" else 10
+        start = time.perf_counter()
+        explainer.shap_values(x[:k], silent=True, l1_reg=False)
+        out.append((f"shap.KernelExplainer, {name}", k / (time.perf_counter() - start)))
+        lime_explainer = lime.lime_tabular.LimeTabularExplainer(train, mode="classification")
+        proba = (lambda a: model.predict(a, verbose=0)) if name == "model.predict" else \
+            (lambda a: compiled(tf.constant(a, tf.float32)).numpy())
+        start = time.perf_counter()
+        for row in x[:k]:
+            lime_explainer.explain_instance(row, proba, num_features=10)
+        out.append((f"lime LimeTabularExplainer, {name}", k / (time.perf_counter() - start)))
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="100,1000")
+    parser.add_argument("--widths", default="30,100")
+    parser.add_argument("--peers", action="store_true")
+    parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--config")
+    parser.add_argument("--width", type=int)
+    parser.add_argument("--n", type=int)
+    parser.add_argument("--jit", type=lambda v: v == "1")
+    args = parser.parse_args()
+    if args.one:
+        return run_one(args)
+    print(f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print("| model | explainer | XLA | n | instances/s | ratio to floor | first call (s) | compilations | peak RSS (MB) |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|")
+    for width in [int(w) for w in args.widths.split(",")]:
+        for config in CONFIGS:
+            for jit in (False, True):
+                for n in [int(v) for v in args.sizes.split(",")]:
+                    cmd = [sys.executable, __file__, "--one", "--config", config, "--width", str(width),
+                           "--n", str(n), "--jit", "1" if jit else "0"]
+                    proc = subprocess.run(cmd, capture_output=True, text=True)
+                    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+                    if proc.returncode or not lines:
+                        print(f"| d={width} | {config} | {jit} | {n} | failed: {proc.stderr.strip()[-200:]} |||||")
+                        continue
+                    r = json.loads(lines[-1])
+                    print(f"| d={width} | {config} | {'yes' if jit else 'no'} | {n:,} | {r['per_second']:,.1f} | "
+                          f"{r['ratio']:.2f} | {r['first_call_s']:.1f} | {r['compilations']} | {r['peak_rss_mb']:,.0f} |",
+                          flush=True)
+        if args.peers:
+            for name, per_second in run_peers(width):
+                print(f"| d={width} | {name} | – | 100 | {per_second:,.2f} | – | – | – | – |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
