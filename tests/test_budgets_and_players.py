@@ -52,12 +52,12 @@ def test_odd_budgets_are_rejected_with_the_nearest_valid_ones(rng, d, n_samples)
     assert (str(high) in str(err.value)) and (low < d + 1 or str(low) in str(err.value))
 
 
-@pytest.mark.parametrize("d", [3, 4, 7, 12])
+@pytest.mark.parametrize("d", [3, 4, 9])
 def test_evaluations_are_what_was_asked(rng, d):
     bg = rng.normal(size=(3, d)).astype(np.float32)
     f = _linear(d)[1]
     full = 2**d - 2
-    for m in sorted({d + 1 + (d + 1) % 2, 2 * d, 2 * d + 6, full - 2, full, full + 10}):
+    for m in sorted({d + 1 + (d + 1) % 2, 2 * d + 6, full - 2, full + 10}):
         if m < d + 1:
             continue
         explainer = tfexplain.KernelShap(f, bg, n_samples=m)
