@@ -453,8 +453,9 @@ class KernelShap(Explainer):
         ``sample`` summary ``(data, weights)``. The cost is linear in k: above 300 rows a UserWarning
         suggests those summaries (shap recommends <= 100).
     background_weights: optional [k] non-negative weights of the background rows.
-    n_samples: coalitions per instance (default 2d + 2048, as shap); >= 2^d - 2 enumerates all of them
-        and gives exact Shapley values.
+    n_samples: coalitions per instance, exactly what is evaluated (default 2d + 2048, as shap); even with
+        the leverage sampler (coalitions come with their complements; an odd budget raises ValueError
+        naming the nearest valid ones); >= 2^d - 2 enumerates all of them and gives exact Shapley values.
     sampler: "leverage" (default; paired leverage-score sampling, Musco & Witter 2025), "kernel"
         (shap's KernelExplainer scheme) or "exact" (all 2^d - 2 coalitions, d <= 20).
     n_bootstrap: bootstrap replicates for ``exp.stderr`` (default 32; 0 skips the estimate).
