@@ -17,7 +17,8 @@ from .background import BackgroundSummary  # noqa: E402
 from .explainers import Explainer, KernelShap, Lime  # noqa: E402
 from .explanation import Explanation, GlobalImportance  # noqa: E402
 from .export import export  # noqa: E402
+from .sage import Sage, SageValues  # noqa: E402
 
 __all__ = ["BackgroundSummary", "Explainer", "Explanation", "GlobalImportance", "KernelShap", "Lime",
-           "background", "export", "metrics"]
+           "Sage", "SageValues", "background", "export", "metrics"]
 __version__ = "0.1.0"

@@ -184,24 +184,53 @@ class Explanation:
         return "\n".join(lines)
 
     # ---- summaries --------------------------------------------------------------------------------
-    def global_importance(self, use: str = "values") -> "GlobalImportance":
+    def global_importance(self, use: str = "values", by_class=None) -> "GlobalImportance":
         """Mean |attribution| of each feature over the instances, with its standard error
         (sample std of |attribution| / sqrt(n); 0 for a single instance).
 
         use: "values" (default: SHAP values, or LIME's coefficients) or "attributions" (LIME's
         contributions, coefficient x standardized feature; the same as values for KernelShap).
-        Returns a :class:`GlobalImportance` (``.importance`` [d] or [d, o], ``.stderr``, printable)."""
+        by_class: when each row explains its own outputs (``target="predicted"``, ``top_labels=k``):
+            True (the default then) gives one column per explained class, the mean over the rows (and
+            top-k slots) that explain that class, with that class's count in ``counts``; False pools
+            them by position ("predicted class", or "top 1", "top 2", ...). Ignored otherwise: values
+            [n, d, o] give one column per output, [n, d] one column.
+        Returns a :class:`GlobalImportance`: ``.values`` (= ``.importance``) [d] or [d, o], ``.stderr``,
+        ``.feature_names``, ``.output_names``, ``.counts``; printable, and ``plots.bar`` draws it."""
         if use not in ("values", "attributions"):
             raise ValueError(f"`use` must be 'values' or 'attributions', got {use!r}.")
+        if by_class not in (None, True, False):
+            raise ValueError(f"`by_class` must be None, True or False, got {by_class!r}.")
         a = np.abs(np.asarray(self.values if use == "values" else self.attributions, np.float64))
         n = len(a)
+        if self.target is not None and by_class is not False:
+            return self._class_importance(a)
         mean = a.mean(0)
         se = a.std(0, ddof=1) / np.sqrt(n) if n > 1 else np.zeros_like(mean)
         if a.ndim == 2:
             names = ["predicted class"] if self.target is not None else list(self.output_names[:1])
         else:
             names = list(self.output_names) if self.target is None else [f"top {i + 1}" for i in range(a.shape[2])]
-        return GlobalImportance(list(self.feature_names), names, mean, se, n, self.method)
+        counts = np.full(1 if a.ndim == 2 else a.shape[2], n, np.int64)
+        return GlobalImportance(list(self.feature_names), names, mean, se, n, self.method, counts)
+
+    def _class_importance(self, a) -> "GlobalImportance":
+        """|values| [n, d] or [n, d, k] of rows explaining the classes ``target`` [n] or [n, k]: mean and
+        standard error per class over the (row, slot) entries that explain it, classes that occur only."""
+        t = np.asarray(self.target, np.int64).reshape(len(a), -1)        # [n, k]
+        entries = np.moveaxis(a.reshape(len(a), a.shape[1], -1), 2, 1).reshape(-1, a.shape[1])   # [n k, d]
+        labels = t.reshape(-1)
+        classes = np.unique(labels)
+        mean = np.zeros((a.shape[1], len(classes)))
+        se = np.zeros_like(mean)
+        counts = np.zeros(len(classes), np.int64)
+        for c, k in enumerate(classes):
+            rows = entries[labels == k]
+            counts[c] = len(rows)
+            mean[:, c] = rows.mean(0)
+            se[:, c] = rows.std(0, ddof=1) / np.sqrt(len(rows)) if len(rows) > 1 else 0.0
+        names = [self.output_names[int(k)] for k in classes]
+        return GlobalImportance(list(self.feature_names), names, mean, se, len(a), self.method, counts)
 
     # ---- conversions ------------------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -301,8 +330,10 @@ class Explanation:
 class GlobalImportance:
     """Mean |attribution| per feature over a batch of explanations (``Explanation.global_importance``).
 
-    importance: [d] (one explained output) or [d, o]; stderr: its standard error over the n instances;
-    order(output): feature indices, most important first. Printing gives a table sorted by importance."""
+    importance (also ``.values``): [d] (one explained output) or [d, o]; stderr: its standard error
+    over the instances; n: instances; counts: [o] the instances (or top-k entries) behind each column
+    (per class: the rows explaining that class); order(output): feature indices, most important first.
+    Printing gives a table sorted by importance; ``tfexplain.plots.bar`` draws it."""
 
     feature_names: list
     output_names: list
@@ -310,6 +341,12 @@ class GlobalImportance:
     stderr: np.ndarray
     n: int
     method: str = ""
+    counts: Optional[np.ndarray] = None
+
+    @property
+    def values(self) -> np.ndarray:
+        """The importance, [d] or [d, o] (the name SAGE's result and shap use)."""
+        return self.importance
 
     def _col(self, a, output):
         return a if a.ndim == 1 else a[:, output]
@@ -343,8 +380,10 @@ class GlobalImportance:
         o = 1 if self.importance.ndim == 1 else self.importance.shape[1]
         width = max([len(n) for n in self.feature_names] + [7])
         lines = [f"Global importance ({self.method}): mean |value| ± standard error over {self.n} instances"]
+        per_column = self.counts is not None and np.any(np.asarray(self.counts) != self.n)
         for k in range(o):
-            lines.append(f"  {self.output_names[k]}:" if o > 1 else f"  output: {self.output_names[k]}")
+            count = f" ({int(self.counts[k])} rows)" if per_column else ""
+            lines.append(f"  {self.output_names[k]}{count}:" if o > 1 else f"  output: {self.output_names[k]}{count}")
             imp, se = self._col(self.importance, k), self._col(self.stderr, k)
             scale = imp.max() + 1e-12
             for j in self.order(k):

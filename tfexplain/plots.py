@@ -55,12 +55,15 @@ def bar(exp, max_display: int = 10, *, output: int = 0, use: str = "values", ax=
     """Global importance: a horizontal bar per feature, mean |value| over the instances of ``exp``
     with its standard error, most important on top.
 
-    exp: an Explanation of several instances. max_display: most bars; with more features the last bar
-    sums the importance of the rest ("Sum of N other features"). output: index into values' last axis
-    for several explained outputs. use: "values" or "attributions" (see
+    exp: an Explanation of several instances (its rows pooled: ``global_importance(by_class=False)``),
+    or a ready :class:`~tfexplain.GlobalImportance` (e.g. ``exp.global_importance()`` per class, or
+    ``tfexplain.Sage``'s values, drawn signed). max_display: most bars; with more features the last
+    bar sums the importance of the rest ("Sum of N other features"). output: index into values' last
+    axis (a column of the importance) for several outputs. use: "values" or "attributions" (see
     ``Explanation.global_importance``). ax: Axes to draw into. show: call ``plt.show()``.
     Returns the Figure."""
-    g = exp.global_importance(use=use)
+    from .explanation import GlobalImportance
+    g = exp if isinstance(exp, GlobalImportance) else exp.global_importance(use=use, by_class=False)
     imp, se = (g.importance, g.stderr) if g.importance.ndim == 1 else (g.importance[:, output], g.stderr[:, output])
     order = g.order(output)
     names = [g.feature_names[j] for j in order]
@@ -74,10 +77,13 @@ def bar(exp, max_display: int = 10, *, output: int = 0, use: str = "values", ax=
     y = np.arange(len(names))[::-1]                      # first (largest) on top
     ax.barh(y, vals, xerr=errs, color=RED, error_kw={"ecolor": "#555555", "capsize": 2, "lw": 1})
     for yi, v, err in zip(y, vals, errs):
-        ax.text(v + err, yi, f"  +{v:.3g}", va="center", ha="left", fontsize=9, color=RED)
+        ax.text(max(v, 0.0) + err, yi, f"  {v:+.3g}", va="center", ha="left", fontsize=9, color=RED)
     ax.set_yticks(y, names)
-    ax.set_xlabel(f"mean(|{_value_label(exp)}|)  (± standard error over {g.n} instances)")
-    ax.set_xlim(0, (vals + errs).max() * 1.25 + 1e-12)
+    if g.method == "SAGE":
+        ax.set_xlabel(f"SAGE value: loss reduction ({g.output_names[0]})  (± standard error over {g.n} samples)")
+    else:
+        ax.set_xlabel(f"mean(|{_value_label(g)}|)  (± standard error over {g.n} instances)")
+    ax.set_xlim(min(0.0, (vals - errs).min() * 1.25), (vals + errs).max() * 1.25 + 1e-12)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     return _finish(fig, show)
