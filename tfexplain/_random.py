@@ -81,6 +81,16 @@ def uniform(key, rows, shape) -> tf.Tensor:
     return tf.reshape(bits_to_unit(bits), tf.concat([tf.shape(rows), list(shape)], 0))
 
 
+def uniform_row_blocks(key, rows, blocks, width: int) -> tf.Tensor:
+    """float32 uniforms [len(rows), width]: row i's ``width`` numbers of its own block ``blocks[i]`` (int
+    tensor [len(rows)]), the numbers :func:`uniform_blocks` gives that row for that block, so each row of
+    a batch can read a different block of its stream (e.g. its visit in a pass over a data set)."""
+    half = (width + 1) // 2
+    counters = tf.cast(blocks, tf.int32)[:, None] * half + tf.range(half, dtype=tf.int32)[None]   # [n, half]
+    y0, y1 = threefry2x32(key, _u32(rows)[:, None], _u32(counters))
+    return bits_to_unit(tf.concat([y0, y1], axis=-1)[:, :width])
+
+
 def uniform_blocks(key, rows, blocks, width: int) -> tf.Tensor:
     """float32 uniforms [len(rows), *blocks.shape, width]: ``width`` numbers for each block index in
     ``blocks`` (int tensor, any values in [0, 2^31 / ceil(width / 2))), from the row's own stream.

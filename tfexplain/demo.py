@@ -10,28 +10,36 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 
 
-def demo_model(seed: int = 0, epochs: int = 30):
-    """(model, X_train, X_test, feature_names): a 30-32-16-2 softmax MLP with a Normalization layer,
-    trained on load_breast_cancer (float32). Deterministic for a given seed."""
-    import keras
+def demo_split(seed: int = 0):
+    """(X_train, X_test, y_train, y_test, feature_names): load_breast_cancer (float32 features, int64
+    labels, 1 = benign) split 75/25 as :func:`demo_model` trains on it."""
     from sklearn.datasets import load_breast_cancer
     from sklearn.model_selection import train_test_split
 
     data = load_breast_cancer()
     x = data.data.astype(np.float32)
     y = data.target.astype(np.int64)
-    x_train, x_test, y_train, _ = train_test_split(x, y, test_size=0.25, random_state=seed, stratify=y)
+    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.25, random_state=seed, stratify=y)
+    return x_train, x_test, y_train, y_test, [str(n) for n in data.feature_names]
+
+
+def demo_model(seed: int = 0, epochs: int = 30):
+    """(model, X_train, X_test, feature_names): a 30-32-16-2 softmax MLP with a Normalization layer,
+    trained on load_breast_cancer (float32). Deterministic for a given seed. The labels:
+    :func:`demo_split`."""
+    import keras
+
+    x_train, x_test, y_train, _, names = demo_split(seed)
     keras.utils.set_random_seed(seed)
     norm = keras.layers.Normalization()
     norm.adapt(x_train)
     model = keras.Sequential([
-        keras.Input((x.shape[1],)), norm,
+        keras.Input((x_train.shape[1],)), norm,
         keras.layers.Dense(32, activation="relu"), keras.layers.Dense(16, activation="relu"),
         keras.layers.Dense(2, activation="softmax"),
     ])
     model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(x_train, y_train, epochs=epochs, batch_size=64, verbose=0)
-    names = [str(n) for n in data.feature_names]
     return model, x_train, x_test, names
 
 

@@ -9,10 +9,10 @@ masking, :class:`~tfexplain.maskers.BackgroundMasker`) and f_empty = E_b[ f(b) ]
 is its Shapley value in v: how much of the loss reduction the model achieves over predicting without
 features it owes to j. The values sum to v(all) = mean loss(f_empty) - mean loss(f(x)) (efficiency).
 
-Estimator: antithetic permutation sampling. Each sample is one data row (x, y) and a random feature
-order pi from the row's own stream (seed, row id, pass); the row's loss is evaluated on the prefixes of
-pi and on their complements (the prefixes of the reversed order), and each feature's contribution is the
-mean of its two marginal loss decreases. Why not the kernel (regression) estimator:
+Estimator: permutation sampling, as sage-importance's default PermutationEstimator. Each sample is one
+data row (x, y) and a random feature order pi from the row's own stream (seed, row id, pass); the row's
+loss is evaluated on the prefixes of pi, and each feature's contribution is the loss decrease when it
+joins. Why not the kernel (regression) estimator:
 
 - *Unbiased at any per-row budget.* A permutation's marginal contributions are unbiased for the row's
   Shapley values of the loss game, and SAGE values are the mean of those over rows, so the average over
@@ -27,11 +27,15 @@ mean of its two marginal loss decreases. Why not the kernel (regression) estimat
   standard deviation / sqrt(samples) (the central limit theorem, no delta method), and the sufficient
   statistics are a count, a mean and a sum of squared deviations per feature (merged across batches by
   Chan's formula, in float64): O(d) memory whatever the data set's size.
-- *Antithetic pairs* (pi with its reverse, Mitchell et al. 2022) give every pairwise interaction
-  exactly half to each side, so for games of order <= 2 -- the squared error of a linear model under
-  the marginal imputer -- a sample is the row's exact Shapley values and only the spread over rows is
-  left; for other games they lower the variance at the same cost per contribution (one coalition of
-  K background rows per feature and direction, like a complement-paired regression's).
+
+``antithetic=True`` also evaluates each order's reverse (the complements of its prefixes) and averages
+the two contributions (Mitchell et al. 2022): every pairwise interaction then goes exactly half to each
+side, so for games of order <= 2 -- the squared error of a linear model under the marginal imputer -- a
+sample is the row's exact Shapley values and only the spread over rows is left. It costs twice the
+model rows per sample, and when the spread over rows dominates the variance (most data sets, and both
+small models of the tests: single orders had 0.6-1.0x the variance of antithetic pairs at equal model
+rows) a second row is worth more than the reverse order; so it is off by default, and pays on small data
+sets visited in many passes, or on near-additive models.
 
 The convergence stop is sage-importance's: after each step, stop once the largest standard error is
 below ``threshold`` times the range of the values (max - min).
@@ -89,35 +93,38 @@ def cross_entropy_loss(y_true, y_pred):
 
 
 # ---- the estimator's pure parts -----------------------------------------------------------------------
-def permutation_ranks(key, rows, visit, d: int) -> tf.Tensor:
-    """Each row's random feature order for pass ``visit``: int32 [c, d], the position of every feature
-    in the order (a function of (key, row id, visit) only: block ``visit`` of the row's stream)."""
-    u = _random.uniform_blocks(key, rows, tf.reshape(tf.cast(visit, tf.int32), [1]), d)[:, 0]   # [c, d]
+def permutation_ranks(key, rows, visits, d: int) -> tf.Tensor:
+    """Each row's random feature order for its pass ``visits`` [c]: int32 [c, d], the position of every
+    feature in the order (a function of (key, row id, visit) only: block ``visit`` of the row's stream)."""
+    u = _random.uniform_row_blocks(key, rows, visits, d)                                     # [c, d]
     order = tf.argsort(u, axis=-1, stable=True)
     return tf.argsort(order, axis=-1, stable=True)
 
 
-def antithetic_coalitions(ranks) -> tf.Tensor:
-    """The coalitions a sample evaluates, float32 [c, 2(d - 1), d]: the prefixes of sizes 1..d-1 of
-    each row's order (feature f is in prefix k when its position is < k), then their complements (the
-    prefixes of the reversed order, sizes d-1..1)."""
+def permutation_coalitions(ranks, antithetic: bool = False) -> tf.Tensor:
+    """The coalitions a sample evaluates, float32 [c, d - 1, d]: the prefixes of sizes 1..d-1 of each
+    row's order (feature f is in prefix k when its position is < k); with ``antithetic``, [c, 2 (d - 1), d]:
+    then their complements (the prefixes of the reversed order, sizes d-1..1)."""
     d = ranks.shape[-1]
     sizes = tf.range(1, d, dtype=ranks.dtype)
     prefixes = tf.cast(ranks[:, None, :] < sizes[None, :, None], tf.float32)
-    return tf.concat([prefixes, 1.0 - prefixes], axis=1)
+    return tf.concat([prefixes, 1.0 - prefixes], axis=1) if antithetic else prefixes
 
 
-def antithetic_contributions(ranks, prefix_loss, complement_loss, empty_loss, full_loss) -> tf.Tensor:
-    """Each feature's loss decrease, averaged over the order and its reverse: float64 [c, d].
+def permutation_contributions(ranks, prefix_loss, empty_loss, full_loss, complement_loss=None) -> tf.Tensor:
+    """Each feature's loss decrease when it joins the row's order: float64 [c, d].
 
-    prefix_loss [c, d-1]: the loss with prefix k = 1..d-1 of the order; complement_loss [c, d-1]: with
-    its complement; empty_loss, full_loss [c]. With P = (empty, prefixes, full) and C = (full,
-    complements, empty), the feature at position j adds P_j - P_{j+1} going forward and C_{j+1} - C_j
-    going backward. The d contributions sum to empty_loss - full_loss exactly (both telescope)."""
+    prefix_loss [c, d-1]: the loss with prefix k = 1..d-1 of the order; empty_loss, full_loss [c]. With
+    P = (empty, prefixes, full) the feature at position j adds P_j - P_{j+1}. complement_loss [c, d-1]
+    (antithetic): the loss with each prefix's complement; with C = (full, complements, empty) the
+    reversed order adds C_{j+1} - C_j, and the two are averaged. The d contributions sum to
+    empty_loss - full_loss exactly (they telescope)."""
     e, f = empty_loss[:, None], full_loss[:, None]
     p = tf.concat([e, prefix_loss, f], axis=1)                     # [c, d + 1]
-    q = tf.concat([f, complement_loss, e], axis=1)
-    by_position = 0.5 * ((p[:, :-1] - p[:, 1:]) + (q[:, 1:] - q[:, :-1]))
+    by_position = p[:, :-1] - p[:, 1:]
+    if complement_loss is not None:
+        q = tf.concat([f, complement_loss, e], axis=1)
+        by_position = 0.5 * (by_position + (q[:, 1:] - q[:, :-1]))
     return tf.gather(by_position, ranks, batch_dims=1)
 
 
@@ -172,7 +179,8 @@ class SageValues(GlobalImportance):
         for a feature that hurts); stderr [d]: their standard errors over the samples;
     total: v(all) = base_loss - model_loss estimated on the same samples (sum(values) == total);
     total_stderr: its standard error; base_loss, model_loss: mean loss of f_empty and of f(x);
-    n: samples (row visits, each one antithetic pair of orders); n_evals: model-input rows evaluated;
+    n: samples (row visits: one order each, or an order and its reverse with ``antithetic``);
+    n_evals: model-input rows evaluated;
     converged: whether the convergence test stopped the run; ratio: max stderr / (max - min value) at
     the end; threshold: the test's threshold (None: no test); loss: the loss's name; seconds: wall time.
     """
@@ -215,6 +223,15 @@ def _golden_stride(n: int) -> int:
     return stride
 
 
+def _mix64(seed: np.uint64, visits: np.ndarray) -> np.ndarray:
+    """SplitMix64 of (seed, pass) in wrapping uint64 arithmetic: each pass's offset into the array."""
+    with np.errstate(over="ignore"):
+        z = seed * np.uint64(0x9E3779B97F4A7C15) + visits * np.uint64(0xD1B54A32D192ED03)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
 def _is_dataset(data) -> bool:
     return isinstance(data, tf.data.Dataset)
 
@@ -237,13 +254,17 @@ class Sage:
         as given; [rows] becomes [rows, 1]), y_pred float32 [rows, o] (Keras' per-row losses such as
         ``keras.losses.mean_absolute_error`` fit; a loss object must use ``reduction=None``).
     background_weights: optional [K] non-negative weights of the background rows.
+    antithetic: also evaluate each order's reverse and average the two (exact per row for games of
+        order <= 2, e.g. the squared error of a linear model; twice the model rows per sample): see the
+        module's notes. Default False (sage-importance's estimator).
     feature_names, output_key: as for KernelShap. batch_size: most model-input rows evaluated at
-        once; a step takes ``instances_per_step`` data rows (each evaluates 2 (d - 1) K + 1 rows).
+        once; a step takes ``instances_per_step`` data rows (each evaluates (d - 1) K + 1 rows, or
+        2 (d - 1) K + 1 with ``antithetic``).
     """
 
     method = "SAGE"
 
-    def __init__(self, model, background, loss="cross_entropy", *, background_weights=None,
+    def __init__(self, model, background, loss="cross_entropy", *, antithetic=False, background_weights=None,
                  feature_names=None, output_key=None, batch_size=DEFAULT_BATCH_SIZE):
         if isinstance(background, BackgroundSummary):
             if background_weights is not None:
@@ -268,6 +289,9 @@ class Sage:
         else:
             raise ValueError(f"`loss` must be one of {list(LOSSES)} or a callable loss(y_true, y_pred) -> [rows], "
                              f"got {loss!r}.")
+        if not isinstance(antithetic, bool):
+            raise TypeError(f"`antithetic` must be a bool, got {type(antithetic).__name__}.")
+        self.antithetic = antithetic
         self.batch_size = as_int(batch_size, "batch_size", minimum=1)
         self.feature_names = as_names(self._columns if feature_names is None else feature_names, d,
                                       "feature_names", "x")
@@ -302,18 +326,19 @@ class Sage:
     # ---- graph ------------------------------------------------------------------------------------
     @property
     def rows_per_sample(self) -> int:
-        """Model-input rows one sample evaluates: 2 (d - 1) coalitions of K background rows, and f(x)."""
-        return 2 * (self.n_features - 1) * self.masker.rows_per_sample + 1
+        """Model-input rows one sample evaluates: d - 1 coalitions (2 (d - 1) with ``antithetic``) of K
+        background rows each, and f(x)."""
+        return (1 + self.antithetic) * (self.n_features - 1) * self.masker.rows_per_sample + 1
 
     @property
     def instances_per_step(self) -> int:
         """Data rows per graph call: as many as fit ``batch_size`` model-input rows."""
         return max(1, self.batch_size // self.rows_per_sample)
 
-    def sample_graph(self, x, y, seed, rows, visit) -> dict:
-        """One antithetic sample of each row, as TensorFlow ops: x float32 [c, d], y float32 [c, k]
-        (labels, prepared as for the loss), seed int64 [], rows int64 [c] (global row ids), visit int64 []
-        (the pass over the data: a row's order depends on (seed, row id, visit) only) -> float64
+    def sample_graph(self, x, y, seed, rows, visits) -> dict:
+        """One sample of each row, as TensorFlow ops: x float32 [c, d], y float32 [c, k]
+        (labels, prepared as for the loss), seed int64 [], rows int64 [c] (global row ids), visits int64 [c]
+        (each row's pass over the data: its order depends on (seed, row id, visit) only) -> float64
         ``contributions`` [c, d], ``empty_loss`` and ``full_loss`` [c] (their difference is the sum of
         the contributions)."""
         d, o = self.n_features, self.n_outputs
@@ -325,13 +350,14 @@ class Sage:
             return {"contributions": (empty_loss - full_loss)[:, None], "empty_loss": empty_loss,
                     "full_loss": full_loss}
         key = _random.split_keys(_random.seed_to_tensor(seed), 1)[0]
-        ranks = permutation_ranks(key, rows, visit, d)
-        z = antithetic_coalitions(ranks)                                         # [c, m, d]
+        ranks = permutation_ranks(key, rows, visits, d)
+        z = permutation_coalitions(ranks, self.antithetic)                      # [c, m, d]
         m = z.shape[1]
         pred = evaluate(self._model_outputs, self.masker, x, Sample(z, None, None), self.batch_size, o)
         ys = tf.reshape(tf.repeat(y[:, None, :], m, axis=1), [-1, tf.shape(y)[1]])
         losses = tf.reshape(self._row_loss(ys, tf.reshape(pred, [-1, o])), [c, m])
-        phi = antithetic_contributions(ranks, losses[:, : d - 1], losses[:, d - 1:], empty_loss, full_loss)
+        phi = permutation_contributions(ranks, losses[:, : d - 1], empty_loss, full_loss,
+                                        losses[:, d - 1:] if self.antithetic else None)
         return {"contributions": phi, "empty_loss": empty_loss, "full_loss": full_loss}
 
     def _row_loss(self, y, pred):
@@ -344,22 +370,22 @@ class Sage:
                              "(a Keras loss object: pass reduction=None).")
         return tf.cast(out, tf.float64)
 
-    def step_graph(self, x, y, seed, rows, visit) -> dict:
+    def step_graph(self, x, y, seed, rows, visits) -> dict:
         """:meth:`sample_graph` reduced to the batch's sufficient statistics (:func:`batch_moments`) of
         the contributions, of v(all)'s per-row estimate and of the two losses."""
-        s = self.sample_graph(x, y, seed, rows, visit)
+        s = self.sample_graph(x, y, seed, rows, visits)
         total = s["empty_loss"] - s["full_loss"]
         both = tf.stack([s["empty_loss"], s["full_loss"]], axis=1)
         return {"values": batch_moments(s["contributions"]), "total": batch_moments(total),
                 "losses": batch_moments(both)}
 
     def step_fn(self, label_width: int):
-        """The :meth:`step_graph` as a ``tf.function`` of (x, y, seed, rows, visit) with a polymorphic
+        """The :meth:`step_graph` as a ``tf.function`` of (x, y, seed, rows, visits) with a polymorphic
         batch: traced once per label width, whatever the batch sizes."""
         if label_width not in self._step_fns:
             signature = [tf.TensorSpec([None, self.n_features], tf.float32),
                          tf.TensorSpec([None, label_width], tf.float32), tf.TensorSpec([], tf.int64),
-                         tf.TensorSpec([None], tf.int64), tf.TensorSpec([], tf.int64)]
+                         tf.TensorSpec([None], tf.int64), tf.TensorSpec([None], tf.int64)]
             self._step_fns[label_width] = tf.function(functools.partial(self.step_graph), autograph=False,
                                                       input_signature=signature)
         return self._step_fns[label_width]
@@ -453,40 +479,41 @@ class Sage:
             labels = self.prepare_labels(y, len(data))
             if len(data) >= 2**32:
                 raise ValueError("`x` must have fewer than 2**32 rows (row ids are 32-bit counters).")
-            passes = self._array_passes(data, labels, seed)
+            steps = self._array_steps(data, labels, seed)
             one_pass = len(data)
         else:
             if isinstance(x, np.ndarray) or hasattr(x, "shape") and not _is_dataset(x):
                 raise TypeError("`y` is missing: pass labels `y` with an array `x`, or a dataset / iterable of "
                                 "(x, y) batches as `x`.")
-            passes = self._stream_passes(x)
+            steps = self._stream_steps(x)
             one_pass = None
         if max_samples is None:
             if threshold is None and one_pass is None:
                 raise ValueError("`max_samples` is needed with `threshold=None` on a stream (one pass = its length, "
                                  "unknown in advance); or set a `threshold`.")
             max_samples = one_pass if threshold is None else DEFAULT_MAX_SAMPLES
-        return self._run(passes, seed, threshold, max_samples, min_samples, verbose)
+        return self._run(steps, seed, threshold, max_samples, min_samples, verbose)
 
-    def _array_passes(self, data, labels, seed):
-        """Steps of (x, y, row ids) over the array, pass after pass, in the seeded strided order."""
+    def _array_steps(self, data, labels, seed):
+        """Steps of (x, y, row ids, visits) over the array, pass after pass without end: sample k is row
+        (offset_p + stride (k mod n)) mod n of pass p = k // n, so every pass visits each row once, in a
+        seeded order spread evenly over the rows; a step may span passes (small arrays)."""
         n, step = len(data), self.instances_per_step
-        stride = _golden_stride(n)
-
-        def one(visit):
-            offset = int(np.random.default_rng([seed, visit]).integers(n))
-            for start in range(0, n, step):
-                idx = (offset + stride * np.arange(start, min(n, start + step), dtype=np.int64)) % n
-                yield data[idx], labels[idx], idx
-
-        visit = 0
+        stride = np.uint64(_golden_stride(n))
+        k = 0
         while True:
-            yield one(visit)
-            visit += 1
+            ks = np.arange(k, k + step, dtype=np.uint64)
+            visits = ks // np.uint64(n)
+            offsets = _mix64(np.uint64(seed), visits) % np.uint64(n)
+            # (offset + stride * position) mod n; stride, position < n < 2^32: the product fits uint64
+            idx = ((offsets + (stride * (ks % np.uint64(n))) % np.uint64(n)) % np.uint64(n)).astype(np.int64)
+            yield data[idx], labels[idx], idx, visits.astype(np.int64)
+            k += step
 
-    def _stream_passes(self, data):
-        """Steps of (x, y, row ids) over a dataset or iterable of (x, y) batches, row ids numbering the
-        stream's rows from 0; passes re-iterate it when it can be (a dataset, a list), else one pass."""
+    def _stream_steps(self, data):
+        """Steps of (x, y, row ids, visits) over a dataset or iterable of (x, y) batches, row ids numbering
+        the stream's rows from 0; passes re-iterate it when it can be (a dataset, a list), else one pass;
+        an empty pass ends the stream."""
         if _is_dataset(data):
             spec = data.element_spec
             if not isinstance(spec, tuple) or len(spec) != 2:
@@ -494,60 +521,48 @@ class Sage:
             if spec[0].shape.rank == 1:
                 data = data.batch(self.instances_per_step)
         one_shot = not _is_dataset(data) and iter(data) is data
-
-        def one(visit):
-            source = data.as_numpy_iterator() if _is_dataset(data) else data
+        visit = 0
+        while True:
             row = 0
-            for item in source:
+            for item in (data.as_numpy_iterator() if _is_dataset(data) else data):
                 if not isinstance(item, (tuple, list)) or len(item) != 2:
                     raise TypeError("each batch of a stream must be an (x, y) pair.")
                 xb = as_matrix(item[0], "x", n_features=self.n_features, allow_vector=True)
                 yb = self.prepare_labels(item[1], len(xb))
+                if row + len(xb) > 2**32:
+                    raise ValueError("a stream must have at most 2**32 rows (row ids are 32-bit counters).")
                 for start in range(0, len(xb), self.instances_per_step):
                     end = min(len(xb), start + self.instances_per_step)
-                    ids = np.arange(row + start, row + end, dtype=np.int64)
-                    if ids[-1] >= 2**32:
-                        raise ValueError("a stream must have fewer than 2**32 rows (row ids are 32-bit counters).")
-                    yield xb[start:end], yb[start:end], ids
+                    yield (xb[start:end], yb[start:end], np.arange(row + start, row + end, dtype=np.int64),
+                           np.full(end - start, visit, np.int64))
                 row += len(xb)
-
-        visit = 0
-        while True:
-            yield one(visit)
-            visit += 1
-            if one_shot:
+            if one_shot or row == 0:
                 return
+            visit += 1
 
-    def _run(self, passes, seed, threshold, max_samples, min_samples, verbose) -> SageValues:
+    def _run(self, steps, seed, threshold, max_samples, min_samples, verbose) -> SageValues:
         start_time = time.perf_counter()
         stats = {"values": None, "total": None, "losses": None}
         converged, ratio = False, math.inf
         done = 0
         seed_t = tf.constant(seed, tf.int64)
-        for visit, steps in enumerate(passes):
-            seen = 0
-            for xb, yb, ids in steps:
-                seen += 1
-                take = min(len(xb), max_samples - done)
-                xb, yb, ids = xb[:take], yb[:take], ids[:take]
-                out = self.step_fn(yb.shape[1])(tf.constant(xb), tf.constant(yb), seed_t, tf.constant(ids),
-                                                tf.constant(visit, tf.int64))
-                out = tf.nest.map_structure(lambda t: t.numpy(), out)
-                if not (np.all(np.isfinite(out["values"]["mean"])) and np.all(np.isfinite(out["losses"]["mean"]))):
-                    raise ValueError(self._nonfinite_message(ids))
-                for k in stats:
-                    stats[k] = merge_moments(stats[k], out[k])
-                done += take
-                values, se = stats["values"]["mean"], moments_stderr(stats["values"])
-                ratio = convergence_ratio(values, se)
-                if verbose:
-                    print(f"SAGE: {done} samples (pass {visit + 1}), ratio {ratio:.4g}"
-                          + ("" if threshold is None else f" (stops below {threshold})"), flush=True)
-                if threshold is not None and done >= min_samples and ratio < threshold:
-                    converged = True
-                if converged or done >= max_samples:
-                    break
-            if converged or done >= max_samples or seen == 0:
+        for xb, yb, ids, visits in steps:
+            take = min(len(xb), max_samples - done)
+            xb, yb, ids, visits = xb[:take], yb[:take], ids[:take], visits[:take]
+            out = self.step_fn(yb.shape[1])(tf.constant(xb), tf.constant(yb), seed_t, tf.constant(ids),
+                                            tf.constant(visits))
+            out = tf.nest.map_structure(lambda t: t.numpy(), out)
+            if not (np.all(np.isfinite(out["values"]["mean"])) and np.all(np.isfinite(out["losses"]["mean"]))):
+                raise ValueError(self._nonfinite_message(ids))
+            for k in stats:
+                stats[k] = merge_moments(stats[k], out[k])
+            done += take
+            ratio = convergence_ratio(stats["values"]["mean"], moments_stderr(stats["values"]))
+            if verbose:
+                print(f"SAGE: {done} samples (pass {int(visits[-1]) + 1}), ratio {ratio:.4g}"
+                      + ("" if threshold is None else f" (stops below {threshold})"), flush=True)
+            converged = threshold is not None and done >= min_samples and ratio < threshold
+            if converged or done >= max_samples:
                 break
         if done == 0:
             raise ValueError("the data has no rows.")
