@@ -47,7 +47,7 @@ import functools
 import math
 import time
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 import tensorflow as tf
@@ -316,8 +316,9 @@ class Sage:
         if self.loss_name == "cross_entropy":
             if np.any(outs < -_diagnostics.PROB_SLACK) or np.any(outs > 1 + _diagnostics.PROB_SLACK):
                 raise ValueError(
-                    f"loss='cross_entropy' needs probabilities, but the model's outputs on the background range over "
-                    f"[{outs.min():.4g}, {outs.max():.4g}]: end the model with a sigmoid / softmax (or use loss='mse').")
+                    f"loss='cross_entropy' needs probabilities, but the model's outputs on the background range "
+                    f"over [{outs.min():.4g}, {outs.max():.4g}]: end the model with a sigmoid / softmax (or use "
+                    "loss='mse').")
             if self.n_outputs > 1 and not np.allclose(outs.sum(1), 1.0, atol=1e-3):
                 raise ValueError("loss='cross_entropy' with several outputs needs class probabilities summing to 1 "
                                  "per row (a softmax); the model's rows do not.")
