@@ -113,3 +113,11 @@ def test_mixed_float16_under_xla(data, full):
     # XLA fuses the float16 ops its own way: within float16 rounding of float32, efficiency exact
     np.testing.assert_allclose(exp.values, full["shap"].values, atol=_tolerance("mixed_float16", full))
     np.testing.assert_allclose(exp.values.sum(1), exp.model_output - exp.base_values, atol=1e-5)
+
+
+def test_mixed_model_exports(data, tmp_path):
+    model = _build("mixed_float16", data["weights"])
+    explainer = tfexplain.KernelShap(model, data["bg"], sampler="exact")
+    path = tfexplain.export(explainer, str(tmp_path / "artifact"))
+    out = tf.saved_model.load(path).signatures["explain"](x=tf.constant(data["x"]), seed=tf.constant(0, tf.int64))
+    np.testing.assert_array_equal(out["values"].numpy(), explainer(data["x"]).values)
