@@ -93,6 +93,9 @@ def test_handler_checks_its_elements(beam, setup):
     import tfexplain.beam as tb
 
     handler = tb.ExplainModelHandler(setup["path"], seed=0)
+    assert handler.batch_elements_kwargs() == {}
+    assert tb.ExplainModelHandler(setup["path"], min_batch_size=2, max_batch_size=8).batch_elements_kwargs() == {
+        "min_batch_size": 2, "max_batch_size": 8}
     model = handler.load_model()
     assert model.n_features == D
     with pytest.raises(ValueError, match="row 7 has 2 values; the explainer takes 3"):

@@ -101,7 +101,8 @@ class ExplainModelHandler(ModelHandler):
         hi = _check_batch_size(max_batch_size, "max_batch_size")
         if lo is not None and hi is not None and lo > hi:
             raise ValueError(f"`min_batch_size` ({lo}) is above `max_batch_size` ({hi}).")
-        super().__init__(min_batch_size=lo, max_batch_size=hi)
+        super().__init__()  # Beam < 2.72 takes no batching arguments here: they are ours (batch_elements_kwargs)
+        self._batching = {k: v for k, v in (("min_batch_size", lo), ("max_batch_size", hi)) if v is not None}
 
     @property
     def path(self) -> str:
@@ -154,6 +155,9 @@ class ExplainModelHandler(ModelHandler):
         out = model.fn(x=tf.constant(x), seed=tf.constant(self._seed, tf.int64), row_ids=tf.constant(ids))
         out = {k: v.numpy() for k, v in out.items()}
         return [(int(key), {k: np.asarray(v[i]) for k, v in out.items()}) for i, key in enumerate(ids)]
+
+    def batch_elements_kwargs(self) -> dict:
+        return dict(self._batching)
 
     def get_num_bytes(self, batch: Sequence[Any]) -> int:
         return sum(8 + 4 * np.size(row) for _, row in batch)
