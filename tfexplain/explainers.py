@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from . import _diagnostics, _random, kernels, solvers
+from ._lanes import elementwise, rowwise
 from .background import BackgroundSummary
 from ._validation import as_choice, as_int, as_matrix, as_names, as_seed, check_columns, frame_columns
 from .evaluation import accumulate_pieces, chunked_map, evaluate
@@ -60,7 +61,8 @@ def _logit(t):
     """log(p / (1 - p)) of p clipped to [eps, 1 - eps]; NaN where t is not in [0, 1] (NaN, Inf, or a
     logit / score: no probability, and clipping it would quietly explain a constant)."""
     p = tf.clip_by_value(t, _LOGIT_EPS, 1.0 - _LOGIT_EPS)
-    return tf.where(_diagnostics.inside_unit(t), tf.math.log(p) - tf.math.log1p(-p), tf.constant(np.nan, t.dtype))
+    logit = elementwise(tf.math.log, p, 0.5) - elementwise(tf.math.log1p, -p, 0.5)
+    return tf.where(_diagnostics.inside_unit(t), logit, tf.constant(np.nan, t.dtype))
 
 
 def _link_fn(name):
@@ -191,7 +193,7 @@ class Explainer:
     # ---- graph -------------------------------------------------------------------------------
     def _explained_outputs(self, rows):
         """Model on rows -> [rows, o] of the explained outputs, as the model returns them."""
-        out = as_2d(self._model_fn(rows), self._squeeze)
+        out = as_2d(rowwise(self._model_fn, rows), self._squeeze)
         return tf.gather(out, tf.constant(self.targets, tf.int32), axis=1)
 
     def _model_outputs(self, rows):
