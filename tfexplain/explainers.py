@@ -404,6 +404,12 @@ class Explainer:
         return self.explain_fn.experimental_get_tracing_count()
 
     @property
+    def estimates_stderr(self) -> bool:
+        """Whether explanations carry standard errors (``exp.stderr``; the exported signatures' ``stderr``
+        output): False where the method estimates none, rather than reporting zeros (which read as exact)."""
+        return False
+
+    @property
     def n_evals_per_instance(self) -> int:
         return self.sampler.n_samples * self.masker.rows_per_sample + 1
 
@@ -411,8 +417,10 @@ class Explainer:
         """Graph outputs renamed and shaped like the Explanation's fields (for exported signatures)."""
         sq = (lambda t: t[..., 0]) if self._single else (lambda t: t)
         result = {"values": sq(out["values"]), "model_output": sq(out["fx"])}
-        if "stderr" in out:
+        if "stderr" in out and self.estimates_stderr:
             result["stderr"] = sq(out["stderr"])
+        if "n_evals" in out:
+            result["n_evals"] = out["n_evals"]
         if "target" in out:
             result["target"] = sq(out["target"])
         if "intercept" in out:
@@ -591,6 +599,11 @@ class KernelShap(Explainer):
     def exact(self) -> bool:
         """True when the budget enumerates every coalition (values are exact Shapley values)."""
         return self.sampler.exact
+
+    @property
+    def estimates_stderr(self) -> bool:
+        """Bootstrap or batch-means (``tolerance=``) standard errors, or exact values (standard error 0)."""
+        return self._bootstraps or self.exact or self.tolerance is not None
 
     @property
     def _streams(self) -> bool:
@@ -826,8 +839,7 @@ class KernelShap(Explainer):
     def _explanation(self, data, out, seconds):
         base = out["base_values"] if "base_values" in out else np.broadcast_to(
             self.base_values, (len(data), self.n_outputs)).copy()
-        estimated = self._bootstraps or self.exact or self.tolerance is not None
-        stderr = self._squeeze_out(out["stderr"]) if estimated else None
+        stderr = self._squeeze_out(out["stderr"]) if self.estimates_stderr else None
         return self._common(data, out, seconds, values=self._squeeze_out(out["values"]),
                             base_values=self._squeeze_out(base), stderr=stderr)
 
