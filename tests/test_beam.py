@@ -46,13 +46,6 @@ def setup(beam, tmp_path_factory):
     explainer = tfexplain.KernelShap(model, bg, n_samples=4, target=1, n_bootstrap=8, adjust=False)
     path = str(tmp_path_factory.mktemp("beam") / "artifact")
     tfexplain.export(explainer, path)
-    if "explain_rows" not in tf.saved_model.load(path).signatures:  # until the dataset branch is merged
-        sys.path.insert(0, "/tmp/beamwork")
-        try:
-            from stub import export_rows
-        except ImportError:
-            pytest.skip("tfexplain.export does not write explain_rows yet")
-        path = export_rows(explainer, path + "_rows")
     return {"explainer": explainer, "path": path, "x": x, "dir": tmp_path_factory.mktemp("beam_io")}
 
 
