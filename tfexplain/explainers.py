@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from . import _diagnostics, _random, kernels, solvers
+from ._lanes import elementwise, rowwise
 from .background import BackgroundSummary
 from ._validation import as_choice, as_int, as_matrix, as_names, as_seed, check_columns, frame_columns
 from .evaluation import accumulate_pieces, chunked_map, evaluate
@@ -60,7 +61,8 @@ def _logit(t):
     """log(p / (1 - p)) of p clipped to [eps, 1 - eps]; NaN where t is not in [0, 1] (NaN, Inf, or a
     logit / score: no probability, and clipping it would quietly explain a constant)."""
     p = tf.clip_by_value(t, _LOGIT_EPS, 1.0 - _LOGIT_EPS)
-    return tf.where(_diagnostics.inside_unit(t), tf.math.log(p) - tf.math.log1p(-p), tf.constant(np.nan, t.dtype))
+    logit = elementwise(tf.math.log, p, 0.5) - elementwise(tf.math.log1p, -p, 0.5)
+    return tf.where(_diagnostics.inside_unit(t), logit, tf.constant(np.nan, t.dtype))
 
 
 def _link_fn(name):
@@ -191,7 +193,7 @@ class Explainer:
     # ---- graph -------------------------------------------------------------------------------
     def _explained_outputs(self, rows):
         """Model on rows -> [rows, o] of the explained outputs, as the model returns them."""
-        out = as_2d(self._model_fn(rows), self._squeeze)
+        out = as_2d(rowwise(self._model_fn, rows), self._squeeze)
         return tf.gather(out, tf.constant(self.targets, tf.int32), axis=1)
 
     def _model_outputs(self, rows):
@@ -402,6 +404,12 @@ class Explainer:
         return self.explain_fn.experimental_get_tracing_count()
 
     @property
+    def estimates_stderr(self) -> bool:
+        """Whether explanations carry standard errors (``exp.stderr``; the exported signatures' ``stderr``
+        output): False where the method estimates none, rather than reporting zeros (which read as exact)."""
+        return False
+
+    @property
     def n_evals_per_instance(self) -> int:
         return self.sampler.n_samples * self.masker.rows_per_sample + 1
 
@@ -409,8 +417,10 @@ class Explainer:
         """Graph outputs renamed and shaped like the Explanation's fields (for exported signatures)."""
         sq = (lambda t: t[..., 0]) if self._single else (lambda t: t)
         result = {"values": sq(out["values"]), "model_output": sq(out["fx"])}
-        if "stderr" in out:
+        if "stderr" in out and self.estimates_stderr:
             result["stderr"] = sq(out["stderr"])
+        if "n_evals" in out:
+            result["n_evals"] = out["n_evals"]
         if "target" in out:
             result["target"] = sq(out["target"])
         if "intercept" in out:
@@ -589,6 +599,11 @@ class KernelShap(Explainer):
     def exact(self) -> bool:
         """True when the budget enumerates every coalition (values are exact Shapley values)."""
         return self.sampler.exact
+
+    @property
+    def estimates_stderr(self) -> bool:
+        """Bootstrap or batch-means (``tolerance=``) standard errors, or exact values (standard error 0)."""
+        return self._bootstraps or self.exact or self.tolerance is not None
 
     @property
     def _streams(self) -> bool:
@@ -824,8 +839,7 @@ class KernelShap(Explainer):
     def _explanation(self, data, out, seconds):
         base = out["base_values"] if "base_values" in out else np.broadcast_to(
             self.base_values, (len(data), self.n_outputs)).copy()
-        estimated = self._bootstraps or self.exact or self.tolerance is not None
-        stderr = self._squeeze_out(out["stderr"]) if estimated else None
+        stderr = self._squeeze_out(out["stderr"]) if self.estimates_stderr else None
         return self._common(data, out, seconds, values=self._squeeze_out(out["values"]),
                             base_values=self._squeeze_out(base), stderr=stderr)
 

@@ -53,20 +53,39 @@ def _save_replacing(module, path: str, signatures) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _checked_inputs(x, seed, d: int):
-    """``x`` after in-graph checks of the signature's inputs, as clear as the in-process ones."""
+MAX_ROW_ID = 2**32  # row ids are 32-bit counters of the random streams
+
+
+def _checked_inputs(x, seed, row_ids, d: int):
+    """``x`` and ``row_ids`` after in-graph checks of the signature's inputs, as clear as the in-process
+    ones."""
+    # a loaded signature called with flat tensors does not check their shapes against its own, and the
+    # graph was built for those: check them first (EnsureShape runs whatever the static shapes say)
+    x = tf.ensure_shape(x, [None, None], name="x_must_be_rows_by_features")
+    seed = tf.ensure_shape(seed, [], name="seed_must_be_a_scalar")
+    row_ids = tf.ensure_shape(row_ids, [None], name="row_ids_must_be_a_vector")
     width = tf.shape(x)[1]
+    n = tf.shape(x, out_type=tf.int64)[0]
+    ids = tf.shape(row_ids, out_type=tf.int64)[0]
     checks = [
         tf.debugging.Assert(tf.equal(width, d), [f"`x` must have {d} features (columns); got", width]),
         tf.debugging.Assert(seed >= 0, ["`seed` must be >= 0; got", seed]),
+        tf.debugging.Assert(tf.equal(ids, n), ["`row_ids` must have one id per row of `x`: got", ids,
+                                               "ids for", n, "rows"]),
     ]
     with tf.control_dependencies(checks):
         finite = tf.math.is_finite(x)
         first = tf.where(~finite)[:1]
         checks.append(tf.debugging.Assert(tf.reduce_all(finite),
                                           ["`x` contains NaN or Inf; first at [row, column]:", first]))
+        outside = (row_ids < 0) | (row_ids >= MAX_ROW_ID)
+        where = tf.where(outside)[:1, 0]
+        checks.append(tf.debugging.Assert(
+            ~tf.reduce_any(outside),
+            [f"`row_ids` must be in [0, 2**32) (the rows' global indices); first outside at index",
+             where, "value", tf.gather(row_ids, where)]))
     with tf.control_dependencies(checks):
-        return tf.identity(x)
+        return tf.identity(x), tf.identity(row_ids)
 
 
 def _empty_outputs(explainer: Explainer):
@@ -100,11 +119,20 @@ def export(explainer: Explainer, path, jit_compile: bool = False, *, overwrite: 
       for Lime "intercept", "score", "local_pred"; with target="predicted" / top_labels, "target"},
       shaped as the in-process ``Explanation``'s fields
     - ``explain_default_seed``: x only, seed 0
+    - ``explain_rows``: x, seed and row_ids int64 [None], the rows' global indices (row ``i``'s random
+      stream is (seed, row_ids[i])), -> the outputs of ``explain``: a dataset served in any batches,
+      each with its rows' ids, gives the numbers of one call on all of it, bit for bit. ``explain``
+      numbers each batch's rows from 0.
+
+    ``stderr`` is an output only where the method estimates standard errors (KernelShap with its
+    bootstrap or ``tolerance=``, or exact values: zeros); ``n_evals`` (model evaluations per row) only
+    with ``tolerance=``, where it varies by row.
 
     Background data, training statistics and configuration are constants of the graph. With
     ``jit_compile=True`` the explain graph is compiled with XLA when it runs.
 
-    ``explain`` checks its inputs in-graph (``x`` d features wide and finite, ``seed`` >= 0) and that
+    ``explain`` and ``explain_rows`` check their inputs in-graph (``x`` d features wide and finite,
+    ``seed`` >= 0, ``row_ids`` one per row of ``x``, in [0, 2**32)) and that
     the explanations are finite (the model gave no NaN / Inf, nor with link="logit" outputs outside
     [0, 1]): a failed check raises ``InvalidArgumentError`` with a message naming ``x`` / ``seed`` /
     ``model``. An empty ``x`` [0, d] gives empty outputs. A model that runs through
@@ -125,9 +153,9 @@ def export(explainer: Explainer, path, jit_compile: bool = False, *, overwrite: 
     d = explainer.n_features
     x_spec = tf.TensorSpec([None, d], tf.float32, name="x")
     seed_spec = tf.TensorSpec([], tf.int64, name="seed")
+    rows_spec = tf.TensorSpec([None], tf.int64, name="row_ids")
 
-    def compute(x, seed):
-        rows = tf.range(tf.shape(x, out_type=tf.int64)[0])
+    def compute(x, seed, rows):
         return explainer._signature_outputs(explainer.explain_graph(x, seed, rows, jit_compile=jit_compile))
 
     # The explain graph (with jit_compile, fixed-size chunks through one XLA program) is called from a
@@ -135,20 +163,26 @@ def export(explainer: Explainer, path, jit_compile: bool = False, *, overwrite: 
     # cluster.
     inner = tf.function(compute, autograph=False)
 
-    def explain(x, seed):
-        x = _checked_inputs(x, seed, d)
-        out = tf.cond(tf.shape(x)[0] > 0, lambda: inner(x, seed), lambda: _empty_outputs(explainer))
+    def explain_rows(x, seed, row_ids):
+        x, row_ids = _checked_inputs(x, seed, row_ids, d)
+        out = tf.cond(tf.shape(x)[0] > 0, lambda: inner(x, seed, row_ids), lambda: _empty_outputs(explainer))
         return _checked_outputs(out)
+
+    def explain(x, seed):
+        return explain_rows(x, seed, tf.range(tf.shape(x, out_type=tf.int64)[0]))
 
     module = tf.Module()
     module.serve = tf.function(lambda x: {"output_0": explainer._model_fn(x)}, input_signature=[x_spec],
                                autograph=False)
     module.explain = tf.function(explain, input_signature=[x_spec, seed_spec], autograph=False)
+    module.explain_rows = tf.function(explain_rows, input_signature=[x_spec, seed_spec, rows_spec],
+                                      autograph=False)
     module.explain_default_seed = tf.function(lambda x: module.explain(x, tf.constant(0, tf.int64)),
                                               input_signature=[x_spec], autograph=False)
     signatures = {"serving_default": module.serve.get_concrete_function(),
                   "explain": module.explain.get_concrete_function(),
-                  "explain_default_seed": module.explain_default_seed.get_concrete_function()}
+                  "explain_default_seed": module.explain_default_seed.get_concrete_function(),
+                  "explain_rows": module.explain_rows.get_concrete_function()}
     # Track every variable the graphs capture (a Keras 3 variable's tf.Variable is its .value), and
     # the model object itself when it is trackable (a loaded SavedModel owns its functions' variables).
     seen, variables = set(), []

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from ._lanes import elementwise
+
 
 def prior(sample, origin=None):
     """Use the sampler's own weights (KernelSHAP: Shapley kernel weights)."""
@@ -19,6 +21,6 @@ def exponential(width: float):
         # float64: far from the training mean the weights are ~1e-40 -- tiny, and they matter: the
         # ridge penalty acts against their absolute scale, as in lime (which works in float64).
         dist2 = tf.cast(tf.reduce_sum(tf.square(sample.z - origin[:, None, :]), -1), tf.float64)
-        return tf.sqrt(tf.exp(-dist2 / (width * width)))
+        return tf.sqrt(elementwise(tf.exp, -dist2 / (width * width)))
 
     return kernel

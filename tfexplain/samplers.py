@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from . import _random
+from ._lanes import elementwise
 
 
 class Sample(NamedTuple):
@@ -826,7 +827,7 @@ class DiscretizedTabularSampler:
         mean, std, phi_a, width_p, lo, hi = tf.unstack(row, axis=-1)
         u = _random.uniform_blocks(keys[1], rows, draw, d)
         p = tf.clip_by_value(phi_a + u * width_p, 2.0**-24, 1.0 - 2.0**-24)
-        value = tf.clip_by_value(mean + std * tf.math.ndtri(p), lo, hi)
+        value = tf.clip_by_value(mean + std * elementwise(tf.math.ndtri, p, 0.5), lo, hi)
         points = tf.where(tf.gather(tf.constant(self._point), flat), lo, value)
         z = tf.cast(tf.equal(cat, self._category(x)[:, None, :]), tf.float32)
         first = tf.equal(index, 0)[None, :, None]
