@@ -55,16 +55,17 @@ def _save_replacing(module, path: str, signatures) -> None:
 
 def _checked_inputs(x, seed, d: int):
     """``x`` after in-graph checks of the signature's inputs, as clear as the in-process ones."""
-    width = tf.shape(x)[1]
-    checks = [
-        tf.debugging.Assert(tf.equal(width, d), [f"`x` must have {d} features (columns); got", width]),
-        tf.debugging.Assert(seed >= 0, ["`seed` must be >= 0; got", seed]),
-    ]
-    with tf.control_dependencies(checks):
-        finite = tf.math.is_finite(x)
-        first = tf.where(~finite)[:1]
-        checks.append(tf.debugging.Assert(tf.reduce_all(finite),
-                                          ["`x` contains NaN or Inf; first at [row, column]:", first]))
+    checks = [tf.debugging.Assert(seed >= 0, ["`seed` must be >= 0; got", seed])]
+    if x.shape.rank == 2:  # tabular: [rows, d]
+        width = tf.shape(x)[1]
+        checks.insert(0, tf.debugging.Assert(tf.equal(width, d), [f"`x` must have {d} features (columns); got",
+                                                                  width]))
+    if x.dtype.is_floating:
+        with tf.control_dependencies(checks):
+            finite = tf.math.is_finite(x)
+            first = tf.where(~finite)[:1]
+            checks.append(tf.debugging.Assert(tf.reduce_all(finite),
+                                              ["`x` contains NaN or Inf; first at [row, column]:", first]))
     with tf.control_dependencies(checks):
         return tf.identity(x)
 
@@ -123,7 +124,8 @@ def export(explainer: Explainer, path, jit_compile: bool = False, *, overwrite: 
     path = os.fspath(path)
     replace = _check_target(path, overwrite)
     d = explainer.n_features
-    x_spec = tf.TensorSpec([None, d], tf.float32, name="x")
+    x_spec = explainer.masker.input_spec   # the model's own input: [None, d] for tables
+    x_spec = tf.TensorSpec(x_spec.shape, x_spec.dtype, name="x")
     seed_spec = tf.TensorSpec([], tf.int64, name="seed")
 
     def compute(x, seed):
