@@ -128,6 +128,9 @@ def test_user_maps_unused_ids_and_row_offset():
     np.testing.assert_array_equal(exp.values[1, [0, 1, 2, 3, 5]], 0.0)
     np.testing.assert_allclose(exp.values[1, 4], exp.model_output[1] - exp.base_values[1], atol=1e-5)
     np.testing.assert_array_equal(exp.segments, maps)
+    back = tfexplain.Explanation.from_dict(exp.to_dict())
+    assert back.segments.dtype == np.int32
+    np.testing.assert_array_equal(back.heatmap, exp.heatmap)
     second = explainer(x[1:], row_offset=1)                            # the second map, by row id
     np.testing.assert_allclose(second.values[0], exp.values[1], atol=1e-6)
     with pytest.raises(ValueError, match="segmentation"):
