@@ -72,7 +72,7 @@ def nonfinite_instances(out: dict, n: int, keys=("values", "fx", "intercept")) -
 
 
 def _instance_rows(explainer, x: np.ndarray, seed: int, row: int, notes: list):
-    """Model-input rows explaining instance ``x`` [1, d] evaluates, in chunks of at most batch_size:
+    """Model-input rows explaining instance ``x`` [1, ...] evaluates, in chunks of at most batch_size:
     the instance itself, then the rows of its samples (as ``samples()`` draws them; with
     ``tolerance=``, its first round)."""
     yield x
@@ -88,10 +88,11 @@ def _instance_rows(explainer, x: np.ndarray, seed: int, row: int, notes: list):
         return
     z = sample["z"][0]
     masker = explainer.masker
+    flat = masker.flatten(tf.constant(x), tf.constant([row], tf.int64))
     per_chunk = max(1, explainer.batch_size // masker.rows_per_sample)
     for i in range(0, len(z), per_chunk):
         zc = tf.constant(z[i:i + per_chunk])
-        xc = tf.repeat(tf.constant(x), tf.shape(zc)[0], axis=0)
+        xc = tf.repeat(flat, tf.shape(zc)[0], axis=0)
         yield masker.inputs(xc, zc, None).numpy()
 
 

@@ -22,7 +22,7 @@ from .background import BackgroundSummary
 from ._validation import as_choice, as_int, as_matrix, as_names, as_seed, check_columns, frame_columns
 from .evaluation import accumulate_pieces, chunked_map, evaluate
 from .explanation import Explanation
-from .maskers import BackgroundMasker, PointMasker
+from .maskers import Masker, Points, Tabular
 from .models import ModelAdapter, as_2d
 from .samplers import (DISCRETIZERS, DiscretizedTabularSampler, GaussianTabularSampler, KernelSampler,
                        LeverageSampler, Sample, bin_names, lime_bins, nearest_even_budgets)
@@ -83,10 +83,11 @@ class Explainer:
     method = "explainer"
     _probe_arg = "data"  # the constructor argument whose first rows probe the model (for messages)
 
-    def _setup(self, model, probe, *, n_features, sampler, masker, kernel, target, default_target,
+    def _setup(self, model, *, sampler, masker, kernel, target, default_target,
                link, batch_size, jit_compile, feature_names, output_names, output_key, columns=None,
                top_labels=None):
-        self.n_features = n_features
+        # the masker owns the model input: players (n_features of them), input spec, rows of a coalition
+        self.n_features = n_features = masker.n_players
         self.model = model
         self.sampler, self.masker, self.kernel = sampler, masker, kernel
         self.batch_size = as_int(batch_size, "batch_size", minimum=1)
@@ -96,7 +97,7 @@ class Explainer:
         self.link = as_choice(link, "link", {"identity", "logit"})
         self._link = _link_fn(self.link)
         self.output_key = output_key
-        self._adapter = ModelAdapter(model, probe, output_key, warn=not jit_compile)
+        self._adapter = ModelAdapter(model, masker.probe(), output_key, warn=not jit_compile)
         if jit_compile:
             self._adapter.require_in_graph("`jit_compile=True`")
         self._model_fn = self._adapter.fn
@@ -109,11 +110,11 @@ class Explainer:
         # a DataFrame's columns name the features unless feature_names does; x frames must match them
         self._columns = columns
         self.feature_names = as_names(columns if feature_names is None else feature_names, n_features,
-                                      "feature_names", "x")
+                                      "feature_names", masker.player_prefix)
         # with a per-row target (predicted class, top labels) exp.target indexes all the outputs' names
         self.output_names = all_names if self._pick else [all_names[t] for t in self.targets]
-        # x, seed, and each row's global index (its random stream)
-        self._signature = [tf.TensorSpec([None, n_features], tf.float32),
+        # x (the model's input), seed, and each row's global index (its random stream)
+        self._signature = [masker.input_spec,
                            tf.TensorSpec([], tf.int64), tf.TensorSpec([None], tf.int64)]
         # partial objects, not lambdas or methods: TF counts retracing per code object, so explainers
         # sharing one would warn about "retracing" merely for being many.
@@ -182,10 +183,11 @@ class Explainer:
         else:
             idx = tf.math.top_k(fx, k=self._pick).indices
         picked = {}
+        extras = self.masker.extras_spec()
         for key, v in out.items():
             rank = v.shape.rank
-            picked[key] = tf.gather(v, idx, axis=rank - 1, batch_dims=1) if rank in (2, 3) else v
-        if "intercept" not in out:
+            picked[key] = tf.gather(v, idx, axis=rank - 1, batch_dims=1) if rank in (2, 3) and key not in extras else v
+        if "intercept" not in out and "base_values" not in out:
             picked["base_values"] = tf.gather(tf.constant(self.base_values), idx)
         picked["target"] = tf.cast(idx, tf.int64)
         return picked
@@ -208,11 +210,11 @@ class Explainer:
 
     def _pieces(self, units: int, floats_per_unit: int, fixed: int = 0) -> tuple[int, int]:
         """(units per piece, pieces): an instance's ``units`` samples (or sample pairs) cut into equal
-        pieces whose floats fit the ``batch_size`` budget (``batch_size`` model-input rows of d
-        features), so that no budget of samples is ever held at once. One piece when it all fits."""
+        pieces whose floats fit the ``batch_size`` budget (``batch_size`` model-input rows), so that
+        no budget of samples is ever held at once. One piece when it all fits."""
         if units == 0:
             return 0, 1
-        cap = max(1, (self.batch_size * self.n_features - fixed) // max(1, floats_per_unit))
+        cap = max(1, (self.batch_size * self.masker.row_floats - fixed) // max(1, floats_per_unit))
         pieces = -(-units // cap)
         return -(-units // pieces), pieces
 
@@ -227,11 +229,12 @@ class Explainer:
         (``batch_size`` rows of d features). Their model rows are evaluated in chunks of
         ``batch_size`` rows inside, so peak memory is bounded by ``batch_size`` either way, and the
         per-instance work runs as few, wide ops (what keeps an accelerator busy)."""
-        return max(1, self.batch_size * self.n_features // max(1, self._instance_floats()))
+        return max(1, self.batch_size * self.masker.row_floats // max(1, self._instance_floats()))
 
     def explain_graph(self, x, seed, row_ids, *, jit_compile=None) -> dict:
-        """The explain computation as TensorFlow ops: x float32 [n, d], seed int64 [], row_ids int64 [n]
-        (each row's global index: its random stream) -> dict of tensors [n, ...] (``values``, ``fx``,
+        """The explain computation as TensorFlow ops: x [n, ...] (the model's input, ``masker.input_spec``),
+        seed int64 [], row_ids int64 [n] (each row's global index: its random stream) -> dict of
+        tensors [n, ...] (``values``, ``fx``,
         and the method's other fields, e.g. ``stderr``). ``explainer.explain_fn`` is this function as a
         ``tf.function``; calls, export and datasets all go through it. Traceable inside any
         ``tf.function``; no checks (the callers check their inputs).
@@ -241,6 +244,7 @@ class Explainer:
         a time through a second: XLA compiles at most two programs per explainer, whatever the batch
         sizes (``explainer.compilations``)."""
         jit = self.jit_compile if jit_compile is None else jit_compile
+        x = self.masker.flatten(x, row_ids)   # [n, D]: the graph works on flattened instances
         if not jit:
             return self._select(self._graph(x, seed, row_ids))
         return self._select(self._xla_chunks(x, seed, row_ids))
@@ -255,7 +259,7 @@ class Explainer:
             self._adapter.require_in_graph("`jit_compile=True`")
             self._xla_program = tf.function(functools.partial(self._chunk_program), jit_compile=True,
                                             autograph=False)
-        size, d = self.instances_per_chunk, self.n_features
+        size, d = self.instances_per_chunk, x.shape[1]
         spec = self._output_spec()
         n = tf.shape(x)[0]
         full = n // size
@@ -284,7 +288,7 @@ class Explainer:
     def _compiled_graph(self, jit_compile, x, seed, rows):
         """The explain graph, traced for XLA when ``jit_compile`` (see ``solvers.compiled_solves``)."""
         with solvers.compiled_solves(jit_compile):
-            return self._select(self._graph(x, seed, rows))
+            return self._select(self._graph(self.masker.flatten(x, rows), seed, rows))
 
     def _graph(self, x, seed, rows):
         keys = self._keys(seed)
@@ -296,7 +300,7 @@ class Explainer:
         return chunked_map(chunk, {"rows": rows, "x": x}, cap, self._output_spec())
 
     def _evaluate(self, x, sample):
-        """Link-space values [c, m, o] of every sample of the instances x [c, d]."""
+        """Link-space values [c, m, o] of every sample of the instances x [c, D] (flattened)."""
         return self._link(evaluate(self._model_outputs, self.masker, x, sample, self.batch_size, self.n_outputs))
 
     def _origin(self, x):
@@ -308,6 +312,7 @@ class Explainer:
         return self._keys(seed)[: self.sampler.n_keys]
 
     def _sample_graph(self, x, seed, rows):
+        x = self.masker.flatten(x, rows)
         sample = self.sampler(self._sample_keys(seed), rows, x)
         y = self._evaluate(x, sample)
         weights = tf.broadcast_to(self.kernel(sample, self._origin(x)), tf.shape(sample.z)[:2])
@@ -322,8 +327,9 @@ class Explainer:
         standardized perturbations), ``y`` [n, m, o] their values, ``weights`` [n, m] the regression
         weights, and for LIME ``points`` [n, m, d] (model input). For inspection and testing; it
         materializes n * m rows, so keep n small."""
-        data = as_matrix(x, "x", n_features=self.n_features, allow_vector=True)
+        data = self.masker.check(x, "x")
         rows = _row_ids(len(data), as_int(row_offset, "row_offset", minimum=0))
+        self.masker.check_rows(rows)
         out = self._samples_fn(tf.constant(data), tf.constant(as_seed(seed), tf.int64), rows)
         return {k: v.numpy() for k, v in out.items()}
 
@@ -352,9 +358,10 @@ class Explainer:
         """
         if self._columns is not None:
             check_columns(x, self._columns)
-        data = as_matrix(x, "x", n_features=self.n_features, allow_vector=True)
+        data = self.masker.check(x, "x")
         seed = as_seed(seed)
         rows = _row_ids(len(data), as_int(row_offset, "row_offset", minimum=0))
+        self.masker.check_rows(rows)
         return self._run(data, seed, rows, verbose)
 
     def _progress_step(self, n: int, verbose):
@@ -432,6 +439,8 @@ class Explainer:
         else:
             n = tf.shape(out["fx"])[0]
             result["base_values"] = sq(tf.broadcast_to(tf.constant(self.base_values), [n, self.n_outputs]))
+        for key in self.masker.extras_spec():
+            result[key] = out[key]
         return result
 
     def _squeeze_out(self, a, axis=-1):
@@ -443,7 +452,8 @@ class Explainer:
             data=data, feature_names=list(self.feature_names), output_names=list(self.output_names),
             method=self.method, model_output=self._squeeze_out(out["fx"]), link=self.link,
             n_evals=out.get("n_evals", np.full(n, self.n_evals_per_instance, np.int64)), seconds=seconds,
-            target=self._squeeze_out(out["target"]) if "target" in out else None, **kw)
+            target=self._squeeze_out(out["target"]) if "target" in out else None,
+            **{k: out[k] for k in self.masker.extras_spec()}, **kw)
 
 
 class KernelShap(Explainer):
@@ -461,7 +471,10 @@ class KernelShap(Explainer):
     background: [k, d] rows that stand in for absent features (k >= 1; array, tensor or pandas
         DataFrame, whose columns then name the features), or a ``tfexplain.background.kmeans`` /
         ``sample`` summary ``(data, weights)``. The cost is linear in k: above 300 rows a UserWarning
-        suggests those summaries (shap recommends <= 100).
+        suggests those summaries (shap recommends <= 100). Or a masker from ``tfexplain.maskers``
+        (e.g. ``Image(segmentation=(4, 4), fill="blur")``): its players (segments) are explained, x is
+        the model's own input ([n, H, W, C] images), and the explanation carries its extras
+        (``exp.segments``, ``exp.heatmap``); the base value is per instance when the fill depends on it.
     background_weights: optional [k] non-negative weights of the background rows.
     n_samples: coalitions per instance, exactly what is evaluated (default 2d + 2048, as shap); even with
         the leverage sampler (coalitions come with their complements; an odd budget raises ValueError
@@ -498,26 +511,14 @@ class KernelShap(Explainer):
                  background_weights=None,
                  feature_names=None, output_names=None, batch_size=DEFAULT_BATCH_SIZE, jit_compile=False,
                  output_key=None):
-        if isinstance(background, BackgroundSummary):
+        if isinstance(background, Masker):  # e.g. tfexplain.maskers.Image(...): players of its own
             if background_weights is not None:
-                raise ValueError("`background` is a summary with its own weights; do not pass `background_weights`.")
-            background, background_weights = background.data, background.weights
-        columns = frame_columns(background)
-        bg = as_matrix(background, "background")
-        d = bg.shape[1]
-        if len(bg) > MAX_QUICK_BACKGROUND:
-            warnings.warn(
-                f"KernelShap's `background` has {len(bg)} rows: every coalition is evaluated on each of them, so the "
-                f"cost is linear in background rows ({len(bg) / 50:.0f}x slower than 50 rows). Summarize it with "
-                f"tfexplain.background.kmeans(X, k=50) (weighted centroids) or tfexplain.background.sample(X, k=100).",
-                UserWarning, stacklevel=2)
-        if background_weights is not None:
-            bw = np.asarray(background_weights, np.float64).reshape(-1)
-            if bw.shape != (len(bg),) or not np.all(np.isfinite(bw)) or np.any(bw < 0) or bw.sum() <= 0:
-                raise ValueError(
-                    f"`background_weights` must be {len(bg)} finite non-negative numbers with a positive sum.")
+                raise ValueError("`background` is a masker; pass background weights to the masker, not "
+                                 "`background_weights`.")
+            masker, columns = background.bind(model), None
         else:
-            bw = None
+            masker, columns = self._tabular_masker(background, background_weights)
+        d = masker.n_players
         sampler = as_choice(sampler, "sampler", {"leverage", "kernel", "exact"})
         if sampler == "exact":
             if d > MAX_EXACT_FEATURES:
@@ -562,17 +563,40 @@ class KernelShap(Explainer):
         if adjust and self.tolerance is not None:
             raise ValueError("`adjust=True` does not combine with `tolerance=` (rounds pool plain regressions).")
         self.adjust = bool(adjust) and not plan.exact
-        masker = BackgroundMasker(bg, bw)
-        self.background = bg
+        self.background = getattr(masker, "background", None)
         self.sampler_name = sampler
-        # background rows that count (weight > 0): a feature equal to x in all of them is a null player
-        self._active_background = bg if bw is None else bg[bw > 0]
-        self._setup(model, bg, n_features=d, sampler=plan, masker=masker,
+        self._setup(model, sampler=plan, masker=masker,
                     kernel=kernels.prior, target=target, default_target=lambda n_out: None, link=link,
                     batch_size=batch_size, jit_compile=jit_compile, feature_names=feature_names,
                     output_names=output_names, output_key=output_key, columns=columns)
         self._plan_pieces()
-        self.base_values = self._background_value()
+        # the value of the empty coalition: one constant (tabular), or per instance in the graph
+        self.base_values = None if masker.constant_base() is None else self._background_value()
+
+    @staticmethod
+    def _tabular_masker(background, background_weights):
+        """An array, tensor, DataFrame or summary as a :class:`tfexplain.maskers.Tabular` masker, and
+        the frame's column names (or None)."""
+        if isinstance(background, BackgroundSummary):
+            if background_weights is not None:
+                raise ValueError("`background` is a summary with its own weights; do not pass `background_weights`.")
+            background, background_weights = background.data, background.weights
+        columns = frame_columns(background)
+        bg = as_matrix(background, "background")
+        if len(bg) > MAX_QUICK_BACKGROUND:
+            warnings.warn(
+                f"KernelShap's `background` has {len(bg)} rows: every coalition is evaluated on each of them, so the "
+                f"cost is linear in background rows ({len(bg) / 50:.0f}x slower than 50 rows). Summarize it with "
+                f"tfexplain.background.kmeans(X, k=50) (weighted centroids) or tfexplain.background.sample(X, k=100).",
+                UserWarning, stacklevel=3)
+        if background_weights is not None:
+            bw = np.asarray(background_weights, np.float64).reshape(-1)
+            if bw.shape != (len(bg),) or not np.all(np.isfinite(bw)) or np.any(bw < 0) or bw.sum() <= 0:
+                raise ValueError(
+                    f"`background_weights` must be {len(bg)} finite non-negative numbers with a positive sum.")
+        else:
+            bw = None
+        return Tabular(bg, bw), columns
 
     def _check_probe(self, y):
         pass  # _background_value checks every background row
@@ -581,12 +605,12 @@ class KernelShap(Explainer):
         """link(weighted mean model output over the background), computed once, eagerly. Raises
         ValueError if the model gives NaN / Inf on a background row (or, for link="logit", a value
         outside [0, 1])."""
-        bg = self.background
+        bg, weights = self.masker.constant_base()
         outs = [self._explained_outputs(tf.constant(bg[i:i + self.batch_size])).numpy()
                 for i in range(0, len(bg), self.batch_size)]
         outs = np.concatenate(outs, 0).astype(np.float64)
         _diagnostics.check_rows(outs, "background", logit=self.link == "logit")
-        mean = np.einsum("ko,k->o", outs, self.masker.weights)
+        mean = np.einsum("ko,k->o", outs, weights)
         return self._link(tf.constant(mean, tf.float32)).numpy()
 
     @property
@@ -630,8 +654,9 @@ class KernelShap(Explainer):
         them at once fits, naming the limit."""
         d, o, m = self.n_features, self.n_outputs, self.sampler.n_samples
         boot = self.n_bootstrap if self._resamples else 0
-        fixed = len(self._active_background) * d                # the null-player test
-        budget = self.batch_size * d
+        fixed = self.masker.instance_floats                     # e.g. the null-player test
+        width = self.masker.row_floats
+        budget = self.batch_size * width
         if self._streams:
             # two samples (coalition, values, design) and one folded bootstrap row per replicate a pair
             per_pair = 2 * (2 * d + o) + boot * (d + 1)
@@ -652,8 +677,8 @@ class KernelShap(Explainer):
         if self._floats > budget and not small_adjust:
             raise ValueError(
                 f"{what} needs all {m} coalitions of an instance at once: about {self._floats:,} floats, more "
-                f"than the batch_size budget of batch_size x d = {budget:,}. Raise `batch_size` to at least "
-                f"{-(-self._floats // d):,}, lower `n_samples`, or use the default sampler='leverage' with "
+                f"than the batch_size budget of batch_size x {width} = {budget:,}. Raise `batch_size` to at least "
+                f"{-(-self._floats // width):,}, lower `n_samples`, or use the default sampler='leverage' with "
                 f"adjust=False, which streams a budget of any size.")
 
     def _instance_floats(self) -> int:
@@ -664,12 +689,13 @@ class KernelShap(Explainer):
         """How many pieces each instance's coalitions are generated, evaluated and reduced in."""
         return self._n_pieces
 
-    def _players(self, x):
-        """[c, d] float64: 1 for the features that differ between x and some (weighted) background row.
-        The others cannot change any coalition's value: they get exactly 0 and stay out of the solve."""
-        bg = tf.constant(self._active_background)
-        return tf.cast(tf.reduce_any(tf.not_equal(x[:, None, :], bg[None]), axis=1), tf.float64)
-
+    def _empty_value(self, x):
+        """The value of the empty coalition: [o] (one constant) or, when it depends on the instance
+        (e.g. an image's own mean or blur as fill), [c, o] evaluated here."""
+        if self.base_values is not None:
+            return tf.constant(self.base_values)
+        z = tf.zeros([tf.shape(x)[0], self.n_features], tf.float32)
+        return self._link(self.masker.reduce(self._model_outputs(self.masker.inputs(x, z))))
 
     def _draw_bootstrap_stderr(self, sample, y, v0, fx, key, rows, mask):
         """sampler="kernel": the bootstrap resamples each instance's candidate draws
@@ -693,24 +719,28 @@ class KernelShap(Explainer):
         return tf.unstack(self._keys(seed)[0][0])[: self.sampler.n_keys]
 
     def _explain_chunk(self, keys, rows, x):
-        fx = self._link(self._model_outputs(x))
-        mask = self._players(x)
+        fx = self._link(self._model_outputs(self.masker.instances(x)))
+        mask = self.masker.players(x)
+        v0 = self._empty_value(x)
         if self.tolerance is not None:
-            return self._converge(keys[0], rows, x, fx, mask)
-        if self.adjust:
-            return self._adjusted(keys, rows, x, fx, mask)
-        stats = self._round(keys[:-1], keys[-1], rows, x, fx, mask)
-        delta = fx - tf.constant(self.base_values)
-        values = tf.cast(solvers.solve_shapley(stats.gram, stats.rhs, delta, mask), tf.float32)
-        stderr = tf.zeros_like(values) if stats.var is None else tf.cast(tf.sqrt(stats.var), tf.float32)
-        return {"values": values, "stderr": stderr, "fx": fx}
+            out = self._converge(keys[0], rows, x, fx, mask, v0)
+        elif self.adjust:
+            out = self._adjusted(keys, rows, x, fx, mask, v0)
+        else:
+            stats = self._round(keys[:-1], keys[-1], rows, x, fx, mask, v0)
+            values = tf.cast(solvers.solve_shapley(stats.gram, stats.rhs, fx - v0, mask), tf.float32)
+            stderr = tf.zeros_like(values) if stats.var is None else tf.cast(tf.sqrt(stats.var), tf.float32)
+            out = {"values": values, "stderr": stderr, "fx": fx}
+        if self.base_values is None:
+            out["base_values"] = v0
+        out.update(self.masker.extras(x))
+        return out
 
-    def _round(self, keys, boot_key, rows, x, fx, mask) -> "_Round":
+    def _round(self, keys, boot_key, rows, x, fx, mask, v0) -> "_Round":
         """One round of the budget: the normal equations of the constrained regression and, when
         bootstrapping, the variance of its solution."""
         if self._streams:
-            return self._stream_pairs(keys, boot_key, rows, x, fx, mask)
-        v0 = tf.constant(self.base_values)
+            return self._stream_pairs(keys, boot_key, rows, x, fx, mask, v0)
         sample = self.sampler(keys, rows, x)
         y = self._evaluate(x, sample)
         gram, rhs = solvers.shapley_normal_equations(sample.z, y, sample.weights, v0, fx, mask)
@@ -720,7 +750,7 @@ class KernelShap(Explainer):
             var = tf.square(tf.cast(se, tf.float64))
         return _Round(gram, rhs, var)
 
-    def _stream_pairs(self, keys, boot_key, rows, x, fx, mask) -> "_Round":
+    def _stream_pairs(self, keys, boot_key, rows, x, fx, mask, v0) -> "_Round":
         """The leverage plan's pairs in pieces of ``_pair_piece``: generate, evaluate, and add each
         piece's normal equations (and each bootstrap replicate's, over complement-folded rows) to
         running sums. A budget that fits is one piece, resampled by the stratified Rao-Wu bootstrap;
@@ -728,7 +758,6 @@ class KernelShap(Explainer):
         (Poisson bootstrap, same mean and variance)."""
         plan = self.sampler
         c, d, o = tf.shape(x)[0], self.n_features, self.n_outputs
-        v0 = tf.constant(self.base_values)
         boot = self.n_bootstrap if self._resamples else 0
         size, n_pieces = self._pair_piece, self._n_pieces
         state = plan.prepare(keys, rows)
@@ -770,9 +799,8 @@ class KernelShap(Explainer):
             var = tf.square(tf.cast(se, f64))
         return _Round(gram, sums["rhs"], var)
 
-    def _adjusted(self, keys, rows, x, fx, mask):
+    def _adjusted(self, keys, rows, x, fx, mask, v0):
         """Regression-adjusted estimate (all coalitions of an instance at once)."""
-        v0 = tf.constant(self.base_values)
         sample = self.sampler(keys[:-1], rows, x)
         y = self._evaluate(x, sample)
         values, _, _ = solvers.regression_adjusted_shapley(sample.z, y, sample.weights, v0, fx, mask=mask)
@@ -787,14 +815,14 @@ class KernelShap(Explainer):
             stderr = tf.zeros_like(values)
         return {"values": values, "stderr": stderr, "fx": fx}
 
-    def _converge(self, round_keys, rows, x, fx, mask):
+    def _converge(self, round_keys, rows, x, fx, mask, v0):
         """Rounds of fresh coalitions in a tf.while_loop until every instance's largest standard error
         is below tolerance x the range of its attributions (or max_rounds); converged instances stop
         accumulating. The estimate pools the rounds' normal equations; its variance is the sum of the
         rounds' bootstrap variances over rounds^2 (batch means when n_bootstrap=0)."""
         c, d, o = tf.shape(x)[0], self.n_features, self.n_outputs
         f64 = tf.float64
-        delta = fx - tf.constant(self.base_values)
+        delta = fx - v0
         use_bootstrap = self._resamples
 
         def estimate(s: _Converge):
@@ -807,7 +835,7 @@ class KernelShap(Explainer):
 
         def body(s: _Converge):
             keys = tf.unstack(round_keys[s.round])
-            stats = self._round(keys[:-1], keys[-1], rows, x, fx, mask)
+            stats = self._round(keys[:-1], keys[-1], rows, x, fx, mask, v0)
             phi_r = solvers.solve_shapley(stats.gram, stats.rhs, delta, mask)
             live = tf.cast(~s.done, f64)[:, None, None]
             var_sum = s.var_sum + live * stats.var if use_bootstrap else s.var_sum
@@ -834,6 +862,9 @@ class KernelShap(Explainer):
         out = {"values": spec, "stderr": spec, "fx": tf.TensorSpec([None, o], tf.float32)}
         if self.tolerance is not None:
             out["n_evals"] = tf.TensorSpec([None], tf.int64)
+        if self.base_values is None:
+            out["base_values"] = tf.TensorSpec([None, o], tf.float32)
+        out.update(self.masker.extras_spec())
         return out
 
     def _explanation(self, data, out, seconds):
@@ -957,7 +988,7 @@ class Lime(Explainer):
         else:
             self.bins = {}
             sampler = GaussianTabularSampler(self.mean, self.std, n_samples, categorical)
-        self._setup(model, train, n_features=d, sampler=sampler, masker=PointMasker(),
+        self._setup(model, sampler=sampler, masker=Points(d, train),
                     kernel=kernels.exponential(self.kernel_width), target=target,
                     default_target=lambda n_out: 0 if n_out == 1 else "predicted", link="identity",
                     batch_size=batch_size, jit_compile=jit_compile, feature_names=feature_names,

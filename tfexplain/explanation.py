@@ -10,7 +10,7 @@ import numpy as np
 
 # fields with one entry per instance (first axis), and those that also have a feature axis (axis 1)
 _PER_ROW = ("values", "base_values", "data", "model_output", "n_evals", "stderr", "intercept", "score",
-            "local_pred", "contributions", "target", "feature_conditions")
+            "local_pred", "contributions", "target", "feature_conditions", "segments")
 _PER_FEATURE = ("values", "data", "stderr", "contributions", "feature_conditions")
 
 
@@ -41,6 +41,8 @@ class Explanation:
     contributions: LIME's coefficients times the instance's standardized features.
     target: with ``target="predicted"`` the explained output (class index) of each row [n]; with
         ``top_labels=k`` [n, k], most probable first; None when every row explains the same outputs.
+    segments: for images (``tfexplain.maskers.Image``) the segment id of each pixel [n, H, W]; the
+        features are the segments, ``data`` the images [n, H, W, C], ``heatmap`` each pixel's value.
     """
 
     values: np.ndarray
@@ -60,6 +62,7 @@ class Explanation:
     target: Optional[np.ndarray] = None
     feature_conditions: Optional[np.ndarray] = None   # LIME: [n, d] readable interpretable features
     link: str = "identity"                             # output space of values / base_values / model_output
+    segments: Optional[np.ndarray] = None              # images: [n, H, W] int32 segment id of each pixel
 
     @property
     def attributions(self) -> np.ndarray:
@@ -77,6 +80,16 @@ class Explanation:
         if t.ndim == 1:
             return [self.output_names[int(i)] for i in t]
         return [[self.output_names[int(i)] for i in r] for r in t]
+
+    @property
+    def heatmap(self) -> np.ndarray:
+        """Images: each pixel carries its segment's value, [n, H, W] or [n, H, W, o] (Captum's
+        convention for a feature mask)."""
+        if self.segments is None:
+            raise AttributeError("`heatmap` is defined for image explanations (tfexplain.maskers.Image).")
+        v = np.asarray(self.values)
+        seg = np.asarray(self.segments)
+        return v[np.arange(len(v))[:, None, None], seg]
 
     def __len__(self):
         return len(self.values)
@@ -131,7 +144,7 @@ class Explanation:
         if not (isinstance(features, slice) and features == slice(None)):
             cols = self._feature_index(features)
             for f in _PER_FEATURE:
-                if changes[f] is not None:
+                if changes[f] is not None and not (f == "data" and self.segments is not None):
                     changes[f] = np.take(changes[f], cols, axis=1)
             changes["feature_names"] = [self.feature_names[j] for j in cols]
         return replace(self, **changes)
@@ -261,7 +274,7 @@ class Explanation:
             elif f.name == "seconds":
                 v = float(v or 0.0)
             elif v is not None:
-                v = np.asarray(v, np.int64 if f.name in ("n_evals", "target") else np.float32)
+                v = np.asarray(v, {"n_evals": np.int64, "target": np.int64, "segments": np.int32}.get(f.name, np.float32))
             kw[f.name] = v
         return cls(**kw)
 

@@ -61,23 +61,27 @@ def _checked_inputs(x, seed, row_ids, d: int):
     ones."""
     # a loaded signature called with flat tensors does not check their shapes against its own, and the
     # graph was built for those: check them first (EnsureShape runs whatever the static shapes say)
-    x = tf.ensure_shape(x, [None, None], name="x_must_be_rows_by_features")
+    tabular = x.shape.rank == 2    # [rows, d]; other maskers' inputs keep their spec's shape
+    x = tf.ensure_shape(x, [None, None] if tabular else x.shape, name="x_must_match_the_input_spec")
     seed = tf.ensure_shape(seed, [], name="seed_must_be_a_scalar")
     row_ids = tf.ensure_shape(row_ids, [None], name="row_ids_must_be_a_vector")
-    width = tf.shape(x)[1]
     n = tf.shape(x, out_type=tf.int64)[0]
     ids = tf.shape(row_ids, out_type=tf.int64)[0]
     checks = [
-        tf.debugging.Assert(tf.equal(width, d), [f"`x` must have {d} features (columns); got", width]),
         tf.debugging.Assert(seed >= 0, ["`seed` must be >= 0; got", seed]),
         tf.debugging.Assert(tf.equal(ids, n), ["`row_ids` must have one id per row of `x`: got", ids,
                                                "ids for", n, "rows"]),
     ]
+    if tabular:
+        width = tf.shape(x)[1]
+        checks.insert(0, tf.debugging.Assert(tf.equal(width, d), [f"`x` must have {d} features (columns); got",
+                                                                  width]))
     with tf.control_dependencies(checks):
-        finite = tf.math.is_finite(x)
-        first = tf.where(~finite)[:1]
-        checks.append(tf.debugging.Assert(tf.reduce_all(finite),
-                                          ["`x` contains NaN or Inf; first at [row, column]:", first]))
+        if x.dtype.is_floating:
+            finite = tf.math.is_finite(x)
+            first = tf.where(~finite)[:1]
+            checks.append(tf.debugging.Assert(tf.reduce_all(finite),
+                                              ["`x` contains NaN or Inf; first at [row, column]:", first]))
         outside = (row_ids < 0) | (row_ids >= MAX_ROW_ID)
         where = tf.where(outside)[:1, 0]
         checks.append(tf.debugging.Assert(
@@ -151,7 +155,8 @@ def export(explainer: Explainer, path, jit_compile: bool = False, *, overwrite: 
     path = os.fspath(path)
     replace = _check_target(path, overwrite)
     d = explainer.n_features
-    x_spec = tf.TensorSpec([None, d], tf.float32, name="x")
+    x_spec = explainer.masker.input_spec   # the model's own input: [None, d] for tables
+    x_spec = tf.TensorSpec(x_spec.shape, x_spec.dtype, name="x")
     seed_spec = tf.TensorSpec([], tf.int64, name="seed")
     rows_spec = tf.TensorSpec([None], tf.int64, name="row_ids")
 

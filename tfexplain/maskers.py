@@ -1,8 +1,30 @@
-"""Maskers: how a sample becomes model input, and how the model's outputs fold back into one value.
+"""Maskers: what the players of an instance are, and how a coalition of them becomes model input.
 
-``masker.inputs(x, z, points)`` takes P (instance, sample) pairs -- x [P, d], z [P, p], points [P, d]
-or None -- and returns [P * rows_per_sample, d] model inputs; ``masker.reduce(y)`` folds
-[P * rows_per_sample, o] outputs back to [P, o].
+An explainer is a sampler (which coalitions), a masker (coalition -> model rows -> one value), a
+kernel (how much each sample counts) and a solver (the surrogate fit). The masker owns everything
+that depends on the model's input, so samplers, kernels and solvers only see ``p`` players:
+
+- ``n_players``: p, static; ``player_prefix``: default player names (``prefix + str(j)``).
+- ``input_spec``: ``tf.TensorSpec([None, ...], dtype)`` of the model input (the explain signature's x).
+- ``flat_size``: D, the width of an instance inside the explain graph, which works on instances
+  flattened to ``[n, D]`` float32 (so chunking, XLA chunks and per-row streams need no shapes);
+  ``row_floats``: floats of one model-input row (the unit of the ``batch_size`` memory budget);
+  ``instance_floats``: floats an instance holds outside the model call (e.g. the null-player test).
+- ``check(x, name)`` (host, before tracing): the user's instances as a validated numpy array shaped
+  like ``input_spec`` (ValueError / TypeError naming ``name``); ``check_rows(row_ids)`` likewise for
+  the rows' global ids (a per-image segment map must exist for every row).
+- ``flatten(x, row_ids)``: model-input instances [n, ...] -> [n, D] (with what a row carries besides
+  its input, e.g. its segment map and fill image); ``instances(flat)``: [n, ...] the instances as
+  model input (their own output is f(x)).
+- ``inputs(flat, z, points)``: P (instance, coalition) pairs -- flat [P, D], z [P, p] float 0/1,
+  points [P, ...] or None (a sampler that makes model-space points itself, LIME) -> model rows
+  [P * rows_per_sample, ...]; ``reduce(y)``: their outputs [P * rows_per_sample, o] -> [P, o].
+- ``players(flat)``: [n, p] float64, 1 for players whose absence can change the model input; the
+  others are null players (exactly 0, left out of the solve).
+- ``constant_base()``: (model rows, weights) whose weighted mean output is the value of the empty
+  coalition for every instance (computed once, eagerly), or None when it depends on the instance
+  (then it is evaluated in-graph per row: ``inputs(flat, zeros)``).
+- ``extras(flat)`` / ``extras_spec()``: per-row outputs the explanation carries (e.g. ``segments``).
 """
 
 from __future__ import annotations
@@ -10,22 +32,111 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from ._validation import as_matrix
 
-class BackgroundMasker:
+__all__ = ["Masker", "Tabular", "Points", "Image", "BackgroundMasker", "PointMasker", "gaussian_blur", "slic"]
+
+
+class Masker:
+    """Base class of maskers (see the module docstring for the interface)."""
+
+    n_players: int
+    flat_size: int
+    rows_per_sample: int = 1
+    player_prefix: str = "x"
+
+    @property
+    def input_spec(self) -> tf.TensorSpec:
+        raise NotImplementedError
+
+    @property
+    def row_floats(self) -> int:
+        return int(np.prod(self.input_spec.shape[1:]))
+
+    @property
+    def instance_floats(self) -> int:
+        return self.flat_size
+
+    def probe(self) -> np.ndarray:
+        """A few model-input rows to probe the model with (shape and outputs)."""
+        raise NotImplementedError
+
+    def bind(self, model) -> "Masker":
+        """The masker ready for ``model`` (e.g. an image shape taken from the model): self by default."""
+        return self
+
+    def check(self, x, name: str = "x") -> np.ndarray:
+        raise NotImplementedError
+
+    def check_rows(self, row_ids: np.ndarray) -> None:
+        return None
+
+    def flatten(self, x, row_ids):
+        return x
+
+    def instances(self, flat):
+        return flat
+
+    def inputs(self, flat, z, points=None):
+        raise NotImplementedError
+
+    def reduce(self, y):
+        return y
+
+    def players(self, flat):
+        return tf.ones([tf.shape(flat)[0], self.n_players], tf.float64)
+
+    def constant_base(self):
+        return None
+
+    def extras(self, flat) -> dict:
+        return {}
+
+    def extras_spec(self) -> dict:
+        return {}
+
+
+class Tabular(Masker):
     """Interventional tabular masking: features in the coalition come from x, the others from each
     background row; the value of a coalition is the (weighted) mean output over the background rows,
-    as in shap's KernelExplainer."""
+    as in shap's KernelExplainer. Players are the d columns; a column equal to x in every (weighted)
+    background row is a null player.
 
-    def __init__(self, background: np.ndarray, weights: np.ndarray | None = None):
-        self.background = np.asarray(background, np.float32)
-        k = len(self.background)
-        w = np.full(k, 1.0 / k) if weights is None else np.asarray(weights, np.float64) / np.sum(weights)
+    background: [k, d] rows (array, tensor); weights: optional [k] non-negative weights."""
+
+    def __init__(self, background, weights=None):
+        self.background = as_matrix(background, "background")
+        k, d = self.background.shape
+        if weights is None:
+            w = np.full(k, 1.0 / k)
+        else:
+            w = np.asarray(weights, np.float64).reshape(-1)
+            if w.shape != (k,) or not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
+                raise ValueError(f"`background_weights` must be {k} finite non-negative numbers with a positive sum.")
+            w = w / np.sum(w)
         self.weights = w.astype(np.float32)
         self.rows_per_sample = k
+        self.n_players = self.flat_size = d
+        # background rows that count (weight > 0): a feature equal to x in all of them is a null player
+        self.active_background = self.background if weights is None else self.background[w > 0]
 
-    def inputs(self, x, z, points=None):
+    @property
+    def input_spec(self) -> tf.TensorSpec:
+        return tf.TensorSpec([None, self.n_players], tf.float32)
+
+    @property
+    def instance_floats(self) -> int:
+        return len(self.active_background) * self.n_players   # the null-player test
+
+    def probe(self) -> np.ndarray:
+        return self.background
+
+    def check(self, x, name: str = "x") -> np.ndarray:
+        return as_matrix(x, name, n_features=self.n_players, allow_vector=True)
+
+    def inputs(self, flat, z, points=None):
         bg = tf.constant(self.background)
-        mixed = z[:, None, :] * x[:, None, :] + (1.0 - z[:, None, :]) * bg[None]
+        mixed = z[:, None, :] * flat[:, None, :] + (1.0 - z[:, None, :]) * bg[None]
         return tf.reshape(mixed, [-1, self.background.shape[1]])
 
     def reduce(self, y):
@@ -33,14 +144,431 @@ class BackgroundMasker:
         y = tf.reshape(y, [-1, k, y.shape[-1]])
         return tf.einsum("pko,k->po", y, tf.constant(self.weights))
 
+    def players(self, flat):
+        """[c, d] float64: 1 for the features that differ between x and some (weighted) background row.
+        The others cannot change any coalition's value: they get exactly 0 and stay out of the solve."""
+        bg = tf.constant(self.active_background)
+        return tf.cast(tf.reduce_any(tf.not_equal(flat[:, None, :], bg[None]), axis=1), tf.float64)
 
-class PointMasker:
-    """The sampler already made model-space points (LIME): evaluate them as they are."""
+    def constant_base(self):
+        return self.background, self.weights
+
+
+BackgroundMasker = Tabular
+
+
+class Points(Masker):
+    """The sampler already made model-space points (LIME's tabular perturbations): evaluate them as
+    they are. Players are the d columns."""
 
     rows_per_sample = 1
 
-    def inputs(self, x, z, points):
+    def __init__(self, n_features: int, probe_rows=None):
+        self.n_players = self.flat_size = int(n_features)
+        self._probe = probe_rows
+
+    @property
+    def input_spec(self) -> tf.TensorSpec:
+        return tf.TensorSpec([None, self.n_players], tf.float32)
+
+    def probe(self) -> np.ndarray:
+        return self._probe
+
+    def check(self, x, name: str = "x") -> np.ndarray:
+        return as_matrix(x, name, n_features=self.n_players, allow_vector=True)
+
+    def inputs(self, flat, z, points):
         return points
 
+
+PointMasker = Points
+
+
+def _gaussian_taps(sigma: float) -> np.ndarray:
+    radius = max(1, int(np.ceil(3.0 * sigma)))
+    t = np.arange(-radius, radius + 1, dtype=np.float64)
+    taps = np.exp(-0.5 * (t / sigma) ** 2)
+    return (taps / taps.sum()).astype(np.float32)
+
+
+def gaussian_blur(images, sigma: float):
+    """Gaussian blur of images [n, H, W, C] in-graph: a separable depthwise convolution (rows, then
+    columns) with zero padding, divided by the blur of ones so that borders keep their level."""
+    taps = _gaussian_taps(sigma)
+    c = images.shape[-1]
+    rows = tf.constant(np.tile(taps[:, None, None, None], [1, 1, c, 1]))     # [k, 1, C, 1]
+    cols = tf.constant(np.tile(taps[None, :, None, None], [1, 1, c, 1]))     # [1, k, C, 1]
+
+    def conv(t):
+        t = tf.nn.depthwise_conv2d(t, rows, [1, 1, 1, 1], "SAME")
+        return tf.nn.depthwise_conv2d(t, cols, [1, 1, 1, 1], "SAME")
+
+    norm = conv(tf.ones_like(images[:1]))
+    return conv(images) / norm
+
+
+def _grid(shape, rows: int, cols: int) -> np.ndarray:
+    h, w = shape
+    return ((np.arange(h)[:, None] * rows // h) * cols + np.arange(w)[None, :] * cols // w).astype(np.int32)
+
+
+class Image(Masker):
+    """Images [n, H, W, C] whose players are segments (superpixels): a hidden segment's pixels take a
+    fill, a present one's keep the image's.
+
+    segmentation: ``(rows, cols)`` a regular grid of rows x cols cells; an integer map [H, W] (the same
+        segments for every image) or [n, H, W] (image i of a call uses map ``row_offset + i``, so a
+        dataset explained in batches keeps its maps); or ``"slic"``: SLIC-style superpixels computed
+        in-graph for each image (k-means over colour and position, ``slic_iterations`` rounds, started
+        on a grid of at most ``n_segments`` cells; ``compactness`` weighs a grid step of distance
+        against one standard deviation of colour; see :func:`slic`).
+    n_segments: the static number of players (an upper bound): default rows x cols for a grid, the
+        largest id + 1 of a map, 16 for "slic". Ids without pixels (or whose pixels all equal their
+        fill) are null players: their values are exactly 0.
+    fill: what hidden pixels become: a number or one per channel [C]; ``"mean"`` (the image's own
+        per-channel mean); ``"blur"`` (a Gaussian blur of the image, ``blur_sigma`` pixels, default
+        max(H, W) / 8); or background images [k, H, W, C] (interventional: a coalition's value is the
+        mean output over the k images, hidden pixels from each, as the tabular masker does).
+    shape: (H, W, C) of the model's input; default from the map, the background images or the model.
+
+    Explanations carry ``segments`` [n, H, W] int32 and ``heatmap`` [n, H, W(, outputs)].
+    """
+
+    player_prefix = "segment "
+
+    def __init__(self, segmentation=(4, 4), fill=0.0, *, n_segments=None, shape=None, blur_sigma=None,
+                 slic_iterations=10, compactness=1.0):
+        self._maps = None      # [n, H, W] per-image maps, or None
+        self._map = None       # [H, W] one map for every image, or None
+        self._slic = False
+        map_shape = None
+        if isinstance(segmentation, str):
+            if segmentation != "slic":
+                raise ValueError(f"`segmentation` must be (rows, cols), an integer map [H, W] or [n, H, W], or "
+                                 f"'slic'; got {segmentation!r}.")
+            self._slic = True
+            self.n_players = 16 if n_segments is None else _positive(n_segments, "n_segments")
+            self._cells = None
+        elif isinstance(segmentation, tuple) and len(segmentation) == 2 and all(
+                isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in segmentation):
+            self._cells = tuple(_positive(v, "segmentation") for v in segmentation)
+            self.n_players = self._cells[0] * self._cells[1]
+            if n_segments is not None and n_segments != self.n_players:
+                raise ValueError(f"`n_segments` is {n_segments} but the grid {segmentation} has {self.n_players}.")
+        else:
+            maps = np.asarray(segmentation.numpy() if hasattr(segmentation, "numpy") else segmentation)
+            if maps.dtype == np.bool_ or not np.issubdtype(maps.dtype, np.integer):
+                raise TypeError(f"`segmentation` must be an integer map (segment ids), got dtype {maps.dtype}.")
+            if maps.ndim not in (2, 3) or maps.size == 0:
+                raise ValueError(f"`segmentation` must be a map [H, W] or maps [n, H, W], got shape {maps.shape}.")
+            if maps.min() < 0:
+                raise ValueError(f"`segmentation` ids must be >= 0, got {maps.min()}.")
+            top = int(maps.max()) + 1
+            self.n_players = top if n_segments is None else _positive(n_segments, "n_segments")
+            if self.n_players < top:
+                raise ValueError(f"`n_segments` is {self.n_players} but `segmentation` has ids up to {top - 1}.")
+            maps = maps.astype(np.int32)
+            if maps.ndim == 2:
+                self._map = maps
+            else:
+                self._maps = maps
+            map_shape = maps.shape[-2:]
+        if self._slic:
+            self.slic_iterations = _positive(slic_iterations, "slic_iterations")
+            self.compactness = float(compactness)
+        self.background = None
+        self.weights = None
+        self.fill = fill
+        bg_shape = None
+        if isinstance(fill, str):
+            if fill not in ("mean", "blur"):
+                raise ValueError(f"`fill` must be a number, one per channel, 'mean', 'blur' or background images "
+                                 f"[k, H, W, C]; got {fill!r}.")
+            self._constant = None
+        else:
+            arr = np.asarray(fill.numpy() if hasattr(fill, "numpy") else fill)
+            if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number)) or arr.dtype == np.bool_:
+                raise TypeError(f"`fill` must be a number, 'mean', 'blur' or images, got {type(fill).__name__}.")
+            if arr.ndim == 4:
+                if len(arr) == 0:
+                    raise ValueError("`fill` (background images) is empty: it needs at least one image.")
+                self.background = arr.astype(np.float32)
+                bg_shape = arr.shape[1:]
+                self.weights = np.full(len(arr), 1.0 / len(arr), np.float32)
+                self._constant = None
+            elif arr.ndim in (0, 1):
+                self._constant = arr.astype(np.float32)
+            else:
+                raise ValueError(f"`fill` must be a number, one per channel [C] or background images [k, H, W, C], "
+                                 f"got an array of shape {arr.shape}.")
+            if not np.all(np.isfinite(arr)):
+                raise ValueError("`fill` contains NaN or Inf.")
+        self.rows_per_sample = 1 if self.background is None else len(self.background)
+        self.blur_sigma = blur_sigma
+        self.shape = None
+        given = None if shape is None else tuple(int(v) for v in shape)
+        if given is not None and len(given) != 3:
+            raise ValueError(f"`shape` must be (H, W, C), got {shape!r}.")
+        self._map_shape, self._bg_shape = map_shape, bg_shape
+        known = given or bg_shape
+        if known is None and map_shape is not None and self._constant is not None and self._constant.ndim == 1:
+            known = tuple(map_shape) + (len(self._constant),)
+        if known is not None:
+            self._set_shape(known, "shape" if given else "fill")
+
+    # ---- shape ------------------------------------------------------------------------------------
+    def _set_shape(self, shape, source: str):
+        h, w, c = (int(v) for v in shape)
+        if min(h, w, c) < 1:
+            raise ValueError(f"`{source}` gives an image shape {shape}; H, W and C must be >= 1.")
+        if self._bg_shape is not None and tuple(self._bg_shape) != (h, w, c):
+            raise ValueError(f"`fill` background images are {tuple(self._bg_shape)} but the model's images are "
+                             f"{(h, w, c)}.")
+        if self._map_shape is not None and tuple(self._map_shape) != (h, w):
+            raise ValueError(f"`segmentation` maps are {tuple(self._map_shape)} (H, W) but the images are {(h, w)}.")
+        if self._constant is not None and self._constant.ndim == 1 and len(self._constant) not in (1, c):
+            raise ValueError(f"`fill` has {len(self._constant)} values but the images have {c} channels.")
+        if self._slic and self._maps is None and self._map is None:
+            rows, cols = _slic_grid(h, w, self.n_players)
+            if rows * cols > h * w:
+                raise ValueError(f"`n_segments` {self.n_players} is more than the image's {h * w} pixels.")
+        elif not self._slic and self._map is None and self._maps is None:
+            rows, cols = self._cells
+            if rows > h or cols > w:
+                raise ValueError(f"`segmentation` grid {self._cells} has more cells than the image's {(h, w)} pixels.")
+            self._map = _grid((h, w), rows, cols)
+        self.shape = (h, w, c)
+        self.pixels = h * w * c
+        stored_fill = 0 if self.background is not None else self.pixels
+        self.flat_size = self.pixels + stored_fill + h * w
+        if self.blur_sigma is None:
+            self.blur_sigma = max(h, w) / 8.0
+        return self
+
+    def bind(self, model) -> "Image":
+        """Takes (H, W, C) from ``model``'s input shape when the masker does not know it yet."""
+        if self.shape is not None:
+            return self
+        shape = _model_input_shape(model)
+        if isinstance(shape, list):
+            shape = shape[0] if len(shape) == 1 else None
+        if shape is None or len(shape) != 4 or any(v is None for v in list(shape)[1:]):
+            raise ValueError("tfexplain.maskers.Image needs the image shape: pass shape=(H, W, C) (the model's "
+                             f"input shape {shape!r} does not give it).")
+        return self._set_shape(tuple(shape)[1:], "shape")
+
+    def _require_shape(self):
+        if self.shape is None:
+            raise ValueError("the Image masker has no image shape yet: pass shape=(H, W, C) or use it in an explainer.")
+
+    @property
+    def input_spec(self) -> tf.TensorSpec:
+        self._require_shape()
+        return tf.TensorSpec([None, *self.shape], tf.float32)
+
+    @property
+    def instance_floats(self) -> int:
+        k = 0 if self.background is None else len(self.background)
+        return self.flat_size + k * self.pixels
+
+    def probe(self) -> np.ndarray:
+        if self.background is not None:
+            return self.background[:2]
+        return self._fill_image()[None] if self._constant is not None else np.zeros((1, *self.shape), np.float32)
+
+    def _fill_image(self) -> np.ndarray:
+        return np.broadcast_to(self._constant, self.shape).astype(np.float32)
+
+    # ---- boundary ---------------------------------------------------------------------------------
+    def check(self, x, name: str = "x") -> np.ndarray:
+        self._require_shape()
+        if hasattr(x, "numpy") and callable(x.numpy):
+            x = x.numpy()
+        arr = np.asarray(x)
+        if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+            raise TypeError(f"`{name}` must be numeric images [n, H, W, C], got dtype {arr.dtype}.")
+        if arr.ndim == 3:
+            arr = arr[None]
+        if arr.ndim != 4 or tuple(arr.shape[1:]) != self.shape:
+            raise ValueError(f"`{name}` must be images [n, {', '.join(map(str, self.shape))}] (or one image "
+                             f"{list(self.shape)}), got shape {arr.shape}.")
+        if len(arr) == 0:
+            raise ValueError(f"`{name}` is empty (shape {arr.shape}): it needs at least one image.")
+        arr = arr.astype(np.float32)
+        if not np.all(np.isfinite(arr)):
+            bad = np.argwhere(~np.isfinite(arr))[0]
+            raise ValueError(f"`{name}` contains NaN or Inf (first at {tuple(int(v) for v in bad)}).")
+        return arr
+
+    def check_rows(self, row_ids) -> None:
+        if self._maps is not None and len(row_ids) and int(np.max(row_ids)) >= len(self._maps):
+            raise ValueError(f"`segmentation` has maps for {len(self._maps)} images, but rows up to "
+                             f"{int(np.max(row_ids))} (row_offset + index) are explained.")
+
+    # ---- graph ------------------------------------------------------------------------------------
+    def segment(self, x, row_ids):
+        """Segment ids [n, H, W] int32 of images x [n, H, W, C] (rows' global ids pick per-image maps)."""
+        n = tf.shape(x)[0]
+        if self._maps is not None:
+            return tf.gather(tf.constant(self._maps), row_ids)
+        if self._map is not None:
+            return tf.broadcast_to(tf.constant(self._map)[None], [n, *self.shape[:2]])
+        return slic(x, self.n_players, self.slic_iterations, self.compactness)
+
+    def flatten(self, x, row_ids):
+        x = tf.cast(x, tf.float32)
+        n = tf.shape(x)[0]
+        parts = [tf.reshape(x, [n, self.pixels])]
+        if self.background is None:
+            if self._constant is not None:
+                fill = tf.broadcast_to(tf.constant(self._fill_image())[None], tf.shape(x))
+            elif self.fill == "mean":
+                fill = tf.broadcast_to(tf.reduce_mean(x, axis=[1, 2], keepdims=True), tf.shape(x))
+            else:
+                fill = gaussian_blur(x, self.blur_sigma)
+            parts.append(tf.reshape(fill, [n, self.pixels]))
+        seg = self.segment(x, row_ids)
+        hw = self.shape[0] * self.shape[1]
+        parts.append(tf.cast(tf.reshape(seg, [n, hw]), tf.float32))   # ids < 2^24: exact in float32
+        return tf.concat(parts, 1)
+
+    def _split(self, flat):
+        hw = self.shape[0] * self.shape[1]
+        pixels = flat[:, :self.pixels]
+        fill = None if self.background is not None else flat[:, self.pixels:2 * self.pixels]
+        seg = tf.cast(flat[:, -hw:], tf.int32)
+        return pixels, fill, seg
+
+    def instances(self, flat):
+        return tf.reshape(flat[:, :self.pixels], [-1, *self.shape])
+
+    def inputs(self, flat, z, points=None):
+        pixels, fill, seg = self._split(flat)
+        on = tf.repeat(tf.gather(z, seg, batch_dims=1) > 0.5, self.shape[2], axis=1)   # [P, H*W*C]
+        if self.background is None:
+            return tf.reshape(tf.where(on, pixels, fill), [-1, *self.shape])
+        bg = tf.reshape(tf.constant(self.background), [1, -1, self.pixels])
+        rows = tf.where(on[:, None, :], pixels[:, None, :], bg)
+        return tf.reshape(rows, [-1, *self.shape])
+
     def reduce(self, y):
-        return y
+        if self.background is None:
+            return y
+        y = tf.reshape(y, [-1, self.rows_per_sample, y.shape[-1]])
+        return tf.einsum("pko,k->po", y, tf.constant(self.weights))
+
+    def players(self, flat):
+        """[c, p] float64: 1 for the segments with a pixel whose fill differs from it (in some
+        background image); segments without pixels, or whose pixels equal their fill, are null."""
+        pixels, fill, seg = self._split(flat)
+        c, h, w, ch = tf.shape(flat)[0], *self.shape
+        if self.background is None:
+            differ = tf.not_equal(pixels, fill)
+        else:
+            bg = tf.reshape(tf.constant(self.background), [1, -1, self.pixels])
+            differ = tf.reduce_any(tf.not_equal(pixels[:, None, :], bg), axis=1)
+        differ = tf.reduce_any(tf.reshape(differ, [c, h * w, ch]), axis=2)
+        ids = seg + self.n_players * tf.range(c)[:, None]
+        counts = tf.math.unsorted_segment_sum(tf.cast(tf.reshape(differ, [-1]), tf.float32), tf.reshape(ids, [-1]),
+                                              c * self.n_players)
+        return tf.cast(tf.reshape(counts, [c, self.n_players]) > 0, tf.float64)
+
+    def constant_base(self):
+        if self.background is not None:
+            return self.background, self.weights
+        if self._constant is not None:
+            return self._fill_image()[None], np.ones(1, np.float32)
+        return None
+
+    def extras(self, flat) -> dict:
+        _, _, seg = self._split(flat)
+        return {"segments": tf.reshape(seg, [-1, *self.shape[:2]])}
+
+    def extras_spec(self) -> dict:
+        self._require_shape()
+        return {"segments": tf.TensorSpec([None, *self.shape[:2]], tf.int32)}
+
+
+def _model_input_shape(model):
+    """The input shape a model declares (Keras ``input_shape`` / ``inputs``, a ``tf.function``'s or a
+    module's ``__call__`` input signature), or None."""
+    model = getattr(model, "__self__", None) if getattr(model, "__name__", None) in ("predict", "predict_on_batch") \
+        and getattr(model, "__self__", None) is not None else model
+    try:
+        shape = getattr(model, "input_shape", None)
+    except Exception:  # noqa: BLE001 -- Keras raises for models without a defined input
+        shape = None
+    if shape is None:
+        try:
+            inputs = getattr(model, "inputs", None)
+            shape = inputs[0].shape if inputs else None
+        except Exception:  # noqa: BLE001
+            shape = None
+    if shape is None:
+        for fn in (model, getattr(model, "__call__", None)):
+            spec = getattr(fn, "input_signature", None)
+            if isinstance(spec, (list, tuple)) and len(spec) == 1 and isinstance(spec[0], tf.TensorSpec):
+                shape = spec[0].shape
+                break
+    if shape is None:
+        signature = getattr(model, "structured_input_signature", None)
+        if signature is not None and len(signature[0]) == 1 and isinstance(signature[0][0], tf.TensorSpec):
+            shape = signature[0][0].shape
+    if isinstance(shape, tf.TensorShape):
+        shape = tuple(shape.as_list()) if shape.rank is not None else None
+    return shape
+
+
+def _positive(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"`{name}` must be a positive int, got {value!r}.")
+    return int(value)
+
+
+def _slic_grid(h: int, w: int, k: int):
+    """(rows, cols) of the starting grid: rows x cols <= k cells, shaped like the image."""
+    rows = max(1, min(h, int(round(np.sqrt(k * h / w)))))
+    cols = max(1, min(w, k // rows))
+    return rows, cols
+
+
+def slic(images, n_segments: int, iterations: int = 10, compactness: float = 1.0):
+    """SLIC-style superpixels (Achanta et al. 2012) of images [n, H, W, C], in-graph: k-means over
+    (colour, y, x) with colour in units of the image's standard deviation and position scaled by
+    compactness / S (S the grid step), centres started on a grid of at most ``n_segments`` cells,
+    each pixel compared with the centres within 2S, a fixed number of iterations, one image at a time
+    (distances [HW, K]). No connectivity pass. Returns ids [n, H, W] int32 in [0, n_segments)."""
+    _, h, w, c = images.shape
+    rows, cols = _slic_grid(h, w, n_segments)
+    k = rows * cols
+    step = float(np.sqrt(h * w / k))
+    yy, xx = np.meshgrid(np.arange(h, dtype=np.float32), np.arange(w, dtype=np.float32), indexing="ij")
+    pos = np.stack([yy.ravel(), xx.ravel()], -1) * (compactness / step)                  # [HW, 2]
+    cy = ((np.arange(rows) + 0.5) * h / rows).astype(np.int64)
+    cx = ((np.arange(cols) + 0.5) * w / cols).astype(np.int64)
+    seeds = (cy[:, None] * w + cx[None, :]).ravel()                                       # [K] pixel index
+    near = np.abs(pos[:, None, :] - pos[seeds][None, :, :]).max(-1) <= 2.0 * compactness + 1e-6  # within 2S
+    far = tf.constant(np.where(near, 0.0, np.inf).astype(np.float32))                   # [HW, K]
+    pos_t = tf.constant(pos)
+
+    def one(img):
+        colour = tf.reshape(img, [h * w, c])
+        colour = (colour - tf.reduce_mean(colour, 0)) / (tf.math.reduce_std(colour) + 1e-6)
+        feats = tf.concat([colour, pos_t], 1)                                             # [HW, F]
+        centres = tf.gather(feats, seeds)                                                 # [K, F]
+
+        def assign(centres):
+            d = tf.reduce_sum(tf.square(feats[:, None, :] - centres[None]), -1) + far
+            return tf.argmin(d, axis=1, output_type=tf.int32)
+
+        def body(i, centres):
+            ids = assign(centres)
+            total = tf.math.unsorted_segment_sum(feats, ids, k)
+            count = tf.math.unsorted_segment_sum(tf.ones([h * w, 1]), ids, k)
+            return i + 1, tf.where(count > 0, total / tf.maximum(count, 1.0), centres)
+
+        _, centres = tf.while_loop(lambda i, _: i < iterations, body, (tf.constant(0), centres),
+                                   maximum_iterations=iterations)
+        return tf.reshape(assign(centres), [h, w])
+
+    return tf.map_fn(one, tf.cast(images, tf.float32), fn_output_signature=tf.TensorSpec([h, w], tf.int32))

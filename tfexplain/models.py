@@ -123,9 +123,10 @@ def _short(err: BaseException, limit: int = 300) -> str:
 
 
 def _traced_probe(f, rows: np.ndarray):
-    """Traces ``f`` on a float32 [None, d] spec (as the explain graph calls it) and runs it on ``rows``:
-    returns (output as numpy, None), or (None, the error)."""
-    traced = tf.function(f, input_signature=[tf.TensorSpec([None, rows.shape[1]], tf.float32)], autograph=False)
+    """Traces ``f`` on a [None, ...] spec of ``rows``' shape and dtype (as the explain graph calls it)
+    and runs it on ``rows``: returns (output as numpy, None), or (None, the error)."""
+    spec = tf.TensorSpec([None] + list(rows.shape[1:]), tf.as_dtype(rows.dtype))
+    traced = tf.function(f, input_signature=[spec], autograph=False)
     try:
         traced.get_concrete_function()
     except Exception as err:  # noqa: BLE001 -- any failure to trace means "not a TF-ops model"
@@ -162,7 +163,9 @@ class ModelAdapter:
         self.model = model
         target = unwrap_keras_method(model)
         f = as_model_fn(target, output_key)
-        rows = np.ascontiguousarray(sample[: min(2, len(sample))], np.float32)
+        sample = np.asarray(sample)
+        dtype = np.float32 if np.issubdtype(sample.dtype, np.floating) else sample.dtype
+        rows = np.ascontiguousarray(sample[: min(2, len(sample))], dtype)
         self.in_graph, self.not_in_graph_reason = True, None
         out, trace_error = _traced_probe(f, rows)
         if trace_error is not None:

@@ -71,6 +71,13 @@ def _players(mask, d):
     return mask, tf.maximum(tf.reduce_sum(mask, -1), 1.0)[:, None, None]
 
 
+def _per_sample(v0):
+    """The empty coalition's value as it broadcasts against values [c, m, o]: [o] (one for every
+    instance) as it is, [c, o] (per instance, e.g. an image's own blur as fill) as [c, 1, o]."""
+    v0 = tf.cast(v0, _F64)
+    return v0[:, None, :] if v0.shape.rank == 2 else v0
+
+
 def _shapley_design(z, y, v0, v1, mask=None):
     """Projected design of the constrained Shapley regression (float64): a = Z P (rows centred),
     b = y - v0 - |S| (v1 - v0) / d, and delta = v1 - v0. With ``mask`` [c, d] (1 for the players
@@ -83,7 +90,7 @@ def _shapley_design(z, y, v0, v1, mask=None):
         z = z * mask[:, None, :]
     delta = tf.cast(v1 - v0, _F64)                                     # [c, o]
     size = tf.reduce_sum(z, -1, keepdims=True)                         # [c, m, 1]
-    b = tf.cast(y, _F64) - tf.cast(v0, _F64) - size / n * delta[:, None, :]
+    b = tf.cast(y, _F64) - _per_sample(v0) - size / n * delta[:, None, :]
     a = z - size / n
     if mask is not None:
         a = a * mask[:, None, :]
@@ -310,7 +317,7 @@ def regression_adjusted_shapley(z, y, weights, v0, v1, variances=ADJUST_ORDER_VA
     m = tf.shape(z64)[1]
     w = tf.broadcast_to(tf.cast(weights, _F64), tf.shape(z64)[:2])
     w = w / tf.reduce_mean(w, axis=1, keepdims=True)
-    yc = tf.cast(y, _F64) - tf.cast(v0, _F64)                                  # game with v(empty) = 0
+    yc = tf.cast(y, _F64) - _per_sample(v0)                                    # game with v(empty) = 0
     top = len(variances) + 2                                                   # orders 2 .. top - 1
     overlaps = _overlap_binomials(tf.matmul(z64, z64, transpose_b=True), top)
     kernel = tf.add_n([v * b for v, b in zip(variances, overlaps[2:])])
@@ -350,6 +357,7 @@ def adjusted_bootstrap_stderr(z, y, weights, v0, v1, multipliers, pair_ids, mask
     w = tf.cast(weights, _F64) * tf.gather(multipliers, pair_ids, axis=-1)     # [c, B, m]
     tile = lambda t: tf.reshape(tf.repeat(t[:, None], n_boot, axis=1),       # noqa: E731
                                 tf.concat([[c * n_boot], tf.shape(t)[1:]], 0))
+    v0 = tile(v0) if v0.shape.rank == 2 else v0
     phi, _, _ = regression_adjusted_shapley(tile(z), tile(y), tf.reshape(w, [c * n_boot, m]), v0, tile(v1),
                                             mask=None if mask is None else tile(mask))
     phi = tf.reshape(tf.cast(phi, _F64), tf.concat([[c, n_boot], tf.shape(phi)[1:]], 0))
