@@ -67,6 +67,16 @@ def as_seed(seed) -> int:
     return seed
 
 
+def as_weights(weights, n: int, name: str = "background_weights"):
+    """None, or ``n`` finite non-negative float64 weights with a positive sum (one per background row)."""
+    if weights is None:
+        return None
+    w = np.asarray(weights, np.float64).reshape(-1)
+    if w.shape != (n,) or not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
+        raise ValueError(f"`{name}` must be {n} finite non-negative numbers with a positive sum.")
+    return w
+
+
 def as_choice(value, name: str, choices) -> str:
     if value not in choices:
         raise ValueError(f"`{name}` must be one of {sorted(choices)}, got {value!r}.")

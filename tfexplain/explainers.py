@@ -19,7 +19,8 @@ import tensorflow as tf
 from . import _diagnostics, _random, kernels, solvers
 from ._lanes import elementwise, rowwise
 from .background import BackgroundSummary
-from ._validation import as_choice, as_int, as_matrix, as_names, as_seed, check_columns, frame_columns
+from ._validation import (as_choice, as_int, as_matrix, as_names, as_seed, as_weights, check_columns,
+                          frame_columns)
 from .evaluation import accumulate_pieces, chunked_map, evaluate
 from .explanation import Explanation
 from .maskers import Masker, Points, Tabular
@@ -589,13 +590,7 @@ class KernelShap(Explainer):
                 f"cost is linear in background rows ({len(bg) / 50:.0f}x slower than 50 rows). Summarize it with "
                 f"tfexplain.background.kmeans(X, k=50) (weighted centroids) or tfexplain.background.sample(X, k=100).",
                 UserWarning, stacklevel=3)
-        if background_weights is not None:
-            bw = np.asarray(background_weights, np.float64).reshape(-1)
-            if bw.shape != (len(bg),) or not np.all(np.isfinite(bw)) or np.any(bw < 0) or bw.sum() <= 0:
-                raise ValueError(
-                    f"`background_weights` must be {len(bg)} finite non-negative numbers with a positive sum.")
-        else:
-            bw = None
+        bw = as_weights(background_weights, len(bg))
         return Tabular(bg, bw), columns
 
     def _check_probe(self, y):

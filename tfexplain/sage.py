@@ -53,7 +53,7 @@ import numpy as np
 import tensorflow as tf
 
 from . import _diagnostics, _random
-from ._validation import as_int, as_matrix, as_names, as_seed, check_columns, frame_columns
+from ._validation import as_int, as_matrix, as_names, as_seed, as_weights, check_columns, frame_columns
 from .background import BackgroundSummary
 from .evaluation import evaluate
 from .explainers import DEFAULT_BATCH_SIZE
@@ -274,13 +274,7 @@ class Sage:
         bg = as_matrix(background, "background")
         self.background = bg
         self.n_features = d = bg.shape[1]
-        if background_weights is not None:
-            bw = np.asarray(background_weights, np.float64).reshape(-1)
-            if bw.shape != (len(bg),) or not np.all(np.isfinite(bw)) or np.any(bw < 0) or bw.sum() <= 0:
-                raise ValueError(
-                    f"`background_weights` must be {len(bg)} finite non-negative numbers with a positive sum.")
-        else:
-            bw = None
+        bw = as_weights(background_weights, len(bg))
         if callable(loss):
             self.loss_name, self._loss = getattr(loss, "__name__", type(loss).__name__), loss
         elif isinstance(loss, str) and loss.replace(" ", "_") in LOSSES:
