@@ -60,7 +60,7 @@ def test_agrees_with_lime_image_in_expectation():
     """Same model, image, grid and hide colour, 16 independent runs of 2000 samples each: the mean
     coefficients and intercepts agree with lime's within 4.5 standard errors of the difference (from
     the runs' pooled spread), a band much narrower than the coefficients' range; the runs' spread
-    matches lime's; the same budget with another kernel width falls far outside the band."""
+    matches lime's; another kernel width or lime_text's sampling scheme falls outside the band."""
     runs, m = 16, 2000
     image = X[0]
     theirs, their_icpt = _lime_reference(image, m, runs)
@@ -77,6 +77,10 @@ def test_agrees_with_lime_image_in_expectation():
     assert abs(ours.intercept.mean() - their_icpt.mean()) <= icpt_tol
     wide = tfexplain.Lime(MODEL, masker=Image(GRID, fill=0.0), n_samples=m, target=0, kernel_width=2.0)
     assert np.max(np.abs(wide(batch, seed=11).values.mean(0) - theirs.mean(0))) > 3 * tol
+    sizes = Image(GRID, fill=0.0)
+    sizes.lime_sampling = "uniform_sizes"                              # lime_text's scheme: not lime_image's
+    other = tfexplain.Lime(MODEL, masker=sizes, n_samples=m, target=0)
+    assert np.max(np.abs(other(batch, seed=11).values.mean(0) - theirs.mean(0))) > 1.5 * tol
 
 
 @pytest.mark.parametrize("num_features, selection", [(None, "auto"), (3, "auto"), (5, "highest_weights")])

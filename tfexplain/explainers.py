@@ -2,8 +2,9 @@
 
 ``KernelShap`` = coalition sampler + background masker + Shapley-kernel weights + efficiency-constrained
 WLS; ``Lime`` = Gaussian tabular sampler + points as they are + exponential kernel + ridge with
-feature selection, or for images / text binary sampler + the masker + cosine kernel + the same ridge. Everything between the input batch and the attributions runs in one graph
-(polymorphic batch, chunked model evaluation, no Python loop over instances or samples).
+feature selection, or for images / text a binary on/off sampler + the masker + cosine kernel + the same
+ridge. Everything between the input batch and the attributions runs in one graph (polymorphic batch,
+chunked model evaluation, no Python loop over instances or samples).
 """
 
 from __future__ import annotations
