@@ -2,8 +2,9 @@
 
 ``KernelShap`` = coalition sampler + background masker + Shapley-kernel weights + efficiency-constrained
 WLS; ``Lime`` = Gaussian tabular sampler + points as they are + exponential kernel + ridge with
-feature selection. Everything between the input batch and the attributions runs in one graph
-(polymorphic batch, chunked model evaluation, no Python loop over instances or samples).
+feature selection, or for images / text a binary on/off sampler + the masker + cosine kernel + the same
+ridge. Everything between the input batch and the attributions runs in one graph (polymorphic batch,
+chunked model evaluation, no Python loop over instances or samples).
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from .evaluation import accumulate_pieces, chunked_map, evaluate
 from .explanation import Explanation
 from .maskers import Masker, Points, Tabular
 from .models import ModelAdapter, as_2d
-from .samplers import (DISCRETIZERS, DiscretizedTabularSampler, GaussianTabularSampler, KernelSampler,
-                       LeverageSampler, Sample, bin_names, lime_bins, nearest_even_budgets)
+from .samplers import (DISCRETIZERS, BinarySampler, DiscretizedTabularSampler, GaussianTabularSampler,
+                       KernelSampler, LeverageSampler, Sample, bin_names, lime_bins, nearest_even_budgets)
 
 DEFAULT_BATCH_SIZE = 2**17
 PROGRESS_ROWS = 2**25  # verbose="auto": a progress bar when a call evaluates at least this many model rows
@@ -870,6 +871,21 @@ class KernelShap(Explainer):
                             base_values=self._squeeze_out(base), stderr=stderr)
 
 
+def _real(value, name):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"`{name}` must be a real number, got {type(value).__name__}.")
+    if not np.isfinite(value):
+        raise ValueError(f"`{name}` must be finite, got {value!r}.")
+    return float(value)
+
+
+def _kernel_width(value) -> float:
+    width = _real(value, "kernel_width")
+    if not width > 0:
+        raise ValueError(f"`kernel_width` must be a positive number, got {value!r}.")
+    return width
+
+
 def lime_statistics(training_data: np.ndarray, categorical_features):
     """lime's scaler: per-feature mean and population std (0 -> 1); categorical features get mean 0,
     scale 1 and their sorted values with frequencies."""
@@ -885,30 +901,50 @@ def lime_statistics(training_data: np.ndarray, categorical_features):
 
 
 class Lime(Explainer):
-    """LIME for tabular data (Ribeiro et al. 2016) as lime's LimeTabularExplainer computes it with
-    ``discretize_continuous=False``, in one TensorFlow graph.
+    """LIME (Ribeiro et al. 2016) in one TensorFlow graph: for tables as lime's LimeTabularExplainer
+    computes it (``discretize_continuous=False`` by default), and for images (text) with a masker as
+    its LimeImageExplainer (LimeTextExplainer) does.
 
     lime = Lime(model, training_data=X_train); exp = lime(x, seed=0)
-    exp.values: surrogate coefficients on standardized features (zero for unselected features);
-    exp.intercept, exp.score (weighted R^2), exp.local_pred; exp.contributions = values times the
-    instance's standardized features (the surrogate's additive split of local_pred - intercept), which
-    is what the fidelity metrics rank.
+    lime = Lime(cnn, masker=tfexplain.maskers.Image((4, 4), fill=0.0)); exp = lime(images, seed=0)
 
-    n_samples: perturbations per instance (default 5000; row 0 is the instance itself).
-    kernel_width: default 0.75 * sqrt(d). num_features: features kept (default 10), chosen by
-    feature_selection "auto" (forward selection when num_features <= 6, else highest weights),
-    "forward_selection", "highest_weights" or "none". categorical_features: column indices drawn
-    from their training frequencies. alpha: ridge penalty (lime: 1).
+    One explainer, two combinations of parts: tables use a Gaussian (or discretized) tabular sampler,
+    the points as they are and lime's exponential kernel on the standardized perturbations; a masker
+    uses binary on/off samples over its players (:class:`~tfexplain.samplers.BinarySampler`), the
+    masker to make them model input (as for KernelShap) and lime's cosine kernel on the binary
+    vectors. Both fit the same weighted ridge surrogate with lime's feature selection.
+
+    exp.values: surrogate coefficients (zero for unselected features): on standardized features for
+    tables, on 0/1 "player present" indicators with a masker; exp.intercept, exp.score (weighted R^2),
+    exp.local_pred; exp.contributions = values times the instance's own representation (the
+    surrogate's additive split of local_pred - intercept), which is what the fidelity metrics rank.
+
+    n_samples: perturbations per instance (default 5000 for tables, 1000 with a masker as lime_image;
+        row 0 is the instance itself).
+    kernel_width: default 0.75 * sqrt(d) for tables; with a masker its ``lime_kernel_width`` (lime's:
+        0.25 for images, 25 for text). num_features: features kept (default 10 for tables, every
+        player with a masker, as lime_image's 100000), chosen by feature_selection "auto" (forward
+        selection when num_features <= 6, else highest weights), "forward_selection",
+        "highest_weights" or "none". categorical_features: column indices drawn from their training
+        frequencies. alpha: ridge penalty (lime: 1).
     training_data: [rows, d] array, tensor or pandas DataFrame (whose columns then name the features):
         its mean / std scale the perturbations; its first rows probe the model.
+    masker: instead of training data, a ``tfexplain.maskers`` masker (e.g. ``Image(segmentation=...,
+        fill=...)``) whose players are explained; x is then the model's own input, the samples follow
+        the masker's ``lime_sampling`` ("bernoulli": lime_image's, each player off with probability
+        1/2; "uniform_sizes": lime_text's, k of the players off, k uniform in 1..players), and the
+        explanation carries the masker's extras (``exp.segments``, ``exp.heatmap``). Null players
+        (segments without pixels or equal to their fill) stay on in every sample and get exactly 0.
+        lime_image's ``hide_color`` is ``fill``: a number, or (lime's default None, each segment's
+        mean colour) closest to ``fill="mean"`` (the image's mean).
     target: output index or name, a list of them, or "predicted"; default: the only output, or for a
         multi-output model each row's predicted class (largest output: values [n, d], ``exp.target``
         [n]). lime itself explains ``labels=(1,)``: pass ``target=1`` for that.
     top_labels: explain each row's k most probable outputs, as lime's ``top_labels``: values
         [n, d, k] and ``exp.target`` [n, k] (most probable first). Not together with ``target``.
     feature_names, output_names, batch_size, jit_compile, output_key: as for :class:`KernelShap`.
-    model: as for :class:`KernelShap` (probed on the first two training rows).
-    discretize_continuous: lime's default path when True (default False here: weights on
+    model: as for :class:`KernelShap` (probed on the first two training rows, or the masker's probe).
+    discretize_continuous (tables): lime's default path when True (default False here: weights on
     standardized features, as before): every non-categorical feature is cut into bins by
     ``discretizer`` -- "quartile" (lime's default), "decile" or "entropy" (thresholds of a depth-3
     entropy tree on (feature, ``training_labels``), which it then requires) -- perturbations draw a
@@ -921,12 +957,48 @@ class Lime(Explainer):
     method = "Lime"
     _probe_arg = "training_data"
 
-    def __init__(self, model, training_data, *, n_samples=5000, kernel_width=None, num_features=10,
-                 feature_selection="auto", categorical_features=None, target=None, alpha=1.0,
+    def __init__(self, model, training_data=None, *, masker=None, n_samples=None, kernel_width=None,
+                 num_features=None, feature_selection="auto", categorical_features=None, target=None, alpha=1.0,
                  feature_names=None, output_names=None, batch_size=DEFAULT_BATCH_SIZE,
                  jit_compile=False, output_key=None, top_labels=None, discretize_continuous=False,
                  discretizer="quartile", training_labels=None):
-        columns = frame_columns(training_data)
+        if (masker is None) == (training_data is None):
+            raise ValueError("pass either `training_data` (tables) or `masker=` (e.g. tfexplain.maskers.Image), "
+                             "not both" + (" and not neither." if masker is None else "."))
+        self.feature_selection = as_choice(
+            feature_selection, "feature_selection", {"auto", "forward_selection", "highest_weights", "none"})
+        self.alpha = _real(alpha, "alpha")
+        if self.alpha < 0:
+            raise ValueError(f"`alpha` must be a non-negative number, got {alpha!r}.")
+        if masker is None:
+            columns = frame_columns(training_data)
+            sampler, masker, kernel_width = self._tabular_parts(
+                training_data, 5000 if n_samples is None else n_samples, kernel_width, categorical_features,
+                discretize_continuous, discretizer, training_labels)
+            kernel, fixed = kernels.exponential(self.kernel_width), 0
+            default_features = 10
+        else:
+            columns = None
+            sampler, masker = self._masker_parts(model, masker, 1000 if n_samples is None else n_samples,
+                                                 kernel_width, categorical_features, discretize_continuous,
+                                                 training_labels)
+            kernel, fixed = kernels.cosine(self.kernel_width), masker.instance_floats
+            default_features = masker.n_players
+        self.num_features = as_int(default_features if num_features is None else num_features, "num_features",
+                                   minimum=1)
+        self._setup(model, sampler=sampler, masker=masker, kernel=kernel, target=target,
+                    default_target=lambda n_out: 0 if n_out == 1 else "predicted", link="identity",
+                    batch_size=batch_size, jit_compile=jit_compile, feature_names=feature_names,
+                    output_names=output_names, output_key=output_key, columns=columns, top_labels=top_labels)
+        # perturbations (and, for tables, their model-space points), values and kernel weights, a piece at a time
+        d = self.n_features
+        self._per_sample = (2 * d if self.tabular else d) + self.n_outputs + 2
+        self._fixed = fixed                  # what the masker holds per instance (e.g. its flattened image)
+        self._piece, self._n_pieces = self._pieces(sampler.n_samples, self._per_sample, fixed)
+
+    def _tabular_parts(self, training_data, n_samples, kernel_width, categorical_features, discretize_continuous,
+                       discretizer, training_labels):
+        """lime_tabular's parts: (Gaussian or discretized sampler, points as they are, kernel width)."""
         train = as_matrix(training_data, "training_data")
         d = train.shape[1]
         n_samples = as_int(n_samples, "n_samples")
@@ -948,25 +1020,8 @@ class Lime(Explainer):
                 raise ValueError(f"`categorical_features` has column {j}, outside 0..{d - 1}.")
         if len(set(categorical_features)) != len(categorical_features):
             raise ValueError(f"`categorical_features` lists a column twice: {categorical_features}.")
-
-        def real(value, name):
-            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-                raise TypeError(f"`{name}` must be a real number, got {type(value).__name__}.")
-            if not np.isfinite(value):
-                raise ValueError(f"`{name}` must be finite, got {value!r}.")
-            return float(value)
-
-        self.num_features = as_int(num_features, "num_features", minimum=1)
-        self.feature_selection = as_choice(
-            feature_selection, "feature_selection", {"auto", "forward_selection", "highest_weights", "none"})
-        if kernel_width is None:
-            kernel_width = 0.75 * np.sqrt(d)
-        self.kernel_width = real(kernel_width, "kernel_width")
-        if not self.kernel_width > 0:
-            raise ValueError(f"`kernel_width` must be a positive number, got {kernel_width!r}.")
-        self.alpha = real(alpha, "alpha")
-        if self.alpha < 0:
-            raise ValueError(f"`alpha` must be a non-negative number, got {alpha!r}.")
+        self.kernel_width = _kernel_width(0.75 * np.sqrt(d) if kernel_width is None else kernel_width)
+        self.tabular = True
         self.mean, self.std, categorical = lime_statistics(train, categorical_features)
         self.categorical_features = sorted(categorical)
         # lime's discretize_continuous=True: non-categorical columns binned (quartile / decile / entropy)
@@ -983,17 +1038,41 @@ class Lime(Explainer):
         else:
             self.bins = {}
             sampler = GaussianTabularSampler(self.mean, self.std, n_samples, categorical)
-        self._setup(model, sampler=sampler, masker=Points(d, train),
-                    kernel=kernels.exponential(self.kernel_width), target=target,
-                    default_target=lambda n_out: 0 if n_out == 1 else "predicted", link="identity",
-                    batch_size=batch_size, jit_compile=jit_compile, feature_names=feature_names,
-                    output_names=output_names, output_key=output_key, columns=columns, top_labels=top_labels)
-        # perturbations, model inputs, values and kernel weights, a piece at a time
-        self._per_sample = 2 * d + self.n_outputs + 2
-        self._piece, self._n_pieces = self._pieces(n_samples, self._per_sample)
+        return sampler, Points(d, train), self.kernel_width
+
+    def _masker_parts(self, model, masker, n_samples, kernel_width, categorical_features, discretize_continuous,
+                      training_labels):
+        """lime_image's / lime_text's parts: (binary on/off sampler over the masker's players, the masker)."""
+        if not isinstance(masker, Masker):
+            raise TypeError(f"`masker` must be a tfexplain.maskers masker (e.g. tfexplain.maskers.Image(...)), got "
+                            f"{type(masker).__name__}; pass tables as `training_data`.")
+        if isinstance(masker, Points):
+            raise ValueError("`masker` Points evaluates a sampler's own points; pass tables as `training_data`.")
+        for name, value, default in (("categorical_features", categorical_features, None),
+                                     ("discretize_continuous", discretize_continuous, False),
+                                     ("training_labels", training_labels, None)):
+            if value is not default:
+                raise ValueError(f"`{name}` applies to tables (`training_data`), not with `masker=`.")
+        masker = masker.bind(model)
+        d = masker.n_players
+        n_samples = as_int(n_samples, "n_samples")
+        if n_samples < d + 1:
+            raise ValueError(f"`n_samples` must be at least players + 1 = {d + 1}, got {n_samples}.")
+        if kernel_width is None:
+            kernel_width = getattr(masker, "lime_kernel_width", None)
+            if kernel_width is None:
+                raise ValueError(f"`kernel_width` is needed: the masker {type(masker).__name__} has no "
+                                 "`lime_kernel_width` default.")
+        self.kernel_width = _kernel_width(kernel_width)
+        self.tabular = False
+        self._probe_arg = "masker"
+        self.mean = self.std = None
+        self.categorical_features, self.bins, self.discretize_continuous = [], {}, False
+        sampler = BinarySampler(d, n_samples, masker.players, getattr(masker, "lime_sampling", "bernoulli"))
+        return sampler, masker
 
     def _instance_floats(self) -> int:
-        return self._piece * self._per_sample + 2 * self.n_features * self.n_features
+        return self._fixed + self._piece * self._per_sample + 2 * self.n_features * self.n_features
 
     @property
     def pieces_per_instance(self) -> int:
@@ -1006,7 +1085,9 @@ class Lime(Explainer):
     @property
     def feature_scale(self) -> np.ndarray:
         """Per-feature standard deviation of the training data (lime's scale without discretization;
-        1 for categorical), in model units whatever the sampler."""
+        1 for categorical), in model units whatever the sampler. Tables only."""
+        if not self.tabular:
+            raise ValueError("`feature_scale` is defined for tabular Lime (training_data), not with a masker.")
         return self.std
 
     def _output_spec(self):
@@ -1014,7 +1095,7 @@ class Lime(Explainer):
         per_out = tf.TensorSpec([None, o], tf.float32)
         per_feature = tf.TensorSpec([None, d, o], tf.float32)
         return {"values": per_feature, "contributions": per_feature, "intercept": per_out,
-                "score": per_out, "local_pred": per_out, "fx": per_out}
+                "score": per_out, "local_pred": per_out, "fx": per_out, **self.masker.extras_spec()}
 
     def _selection_mask(self, mom, x0):
         k = min(self.num_features, self.n_features)
@@ -1030,7 +1111,7 @@ class Lime(Explainer):
     def _explain_chunk(self, keys, rows, x):
         """Perturbations in pieces: generate, evaluate, weight, and add their weighted moments (about
         the instance itself) to running sums; then select features and fit the ridge surrogate."""
-        fx = self._model_outputs(x)
+        fx = self._model_outputs(self.masker.instances(x))
         x0 = self.sampler.origin(x)
         m, size = self.sampler.n_samples, self._piece
         c, d, o = tf.shape(x)[0], self.n_features, self.n_outputs
@@ -1049,7 +1130,7 @@ class Lime(Explainer):
         fit = solvers.weighted_ridge(mom, x0, self._selection_mask(mom, x0), self.alpha)
         coef = tf.transpose(fit.coef, [0, 2, 1])
         return {"values": coef, "contributions": coef * x0[:, :, None], "intercept": fit.intercept,
-                "score": fit.score, "local_pred": fit.local_pred, "fx": fx}
+                "score": fit.score, "local_pred": fit.local_pred, "fx": fx, **self.masker.extras(x)}
 
     def feature_conditions(self, x) -> np.ndarray:
         """lime's readable name of each interpretable feature of each row, [n, d] strings: with
@@ -1076,4 +1157,4 @@ class Lime(Explainer):
         return self._common(data, out, seconds, values=sq(out["values"]), base_values=sq(out["intercept"]),
                             intercept=sq(out["intercept"]), score=sq(out["score"]),
                             local_pred=sq(out["local_pred"]), contributions=sq(out["contributions"]),
-                            feature_conditions=self.feature_conditions(data))
+                            feature_conditions=self.feature_conditions(data) if self.tabular else None)

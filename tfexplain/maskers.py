@@ -235,6 +235,8 @@ class Image(Masker):
     """
 
     player_prefix = "segment "
+    lime_kernel_width = 0.25        # tfexplain.Lime(model, masker=...): lime_image's kernel width
+    lime_sampling = "bernoulli"     # and its samples (each segment off with probability 1/2)
 
     def __init__(self, segmentation=(4, 4), fill=0.0, *, n_segments=None, shape=None, blur_sigma=None,
                  slic_iterations=10, compactness=1.0):

@@ -628,6 +628,58 @@ class GaussianTabularSampler:
         return self.chunk(keys, rows, x, tf.range(self.n_samples))
 
 
+class BinarySampler:
+    """lime's interpretable samples for images and text (``LimeImageExplainer`` / ``LimeTextExplainer``):
+    binary on/off vectors over the p players of a masker, the first sample all on (the instance).
+
+    scheme "bernoulli" (lime_image): every player is switched off with probability 1/2, independently;
+    "uniform_sizes" (lime_text): a sample switches off k players, k uniform in 1..(its players), chosen
+    uniformly. Only the instance's active players (``players(x)`` [c, p] 1/0, e.g. a masker's
+    :meth:`~tfexplain.maskers.Masker.players`; default all) are drawn: null players stay 0 in every
+    sample and in the instance's own representation (:meth:`origin`), so they carry no weight in the
+    cosine distance and get exactly 0 in the surrogate. Sample i >= 1 reads block i - 1 of the row's
+    stream (:meth:`chunk` generates any piece), so row r's samples depend on (seed, r) only.
+    """
+
+    n_keys = 1
+    SCHEMES = ("bernoulli", "uniform_sizes")
+
+    def __init__(self, n_players: int, n_samples: int, players=None, scheme: str = "bernoulli"):
+        if scheme not in self.SCHEMES:
+            raise ValueError(f"`scheme` must be one of {self.SCHEMES}, got {scheme!r}.")
+        self.n_features = int(n_players)
+        self.n_samples = int(n_samples)
+        self.players = players
+        self.scheme = scheme
+
+    def origin(self, x):
+        """The instance's own representation [c, p]: 1 for its active players, 0 for null players."""
+        if self.players is None:
+            return tf.ones([tf.shape(x)[0], self.n_features], tf.float32)
+        return tf.cast(self.players(x), tf.float32)
+
+    def chunk(self, keys, rows, x, index) -> Sample:
+        """Samples ``index`` (int32 [L]) of every instance: z [c, L, p] in {0, 1}; sample 0 all on."""
+        p = self.n_features
+        on = self.origin(x)                                                          # [c, p]
+        draw = tf.maximum(index - 1, 0)
+        if self.scheme == "bernoulli":
+            u = _random.uniform_blocks(keys[0], rows, draw, p)                       # [c, L, p]
+            keep = tf.cast(u < 0.5, tf.float32)
+        else:
+            u = _random.uniform_blocks(keys[0], rows, draw, p + 1)
+            active = tf.reduce_sum(on, -1, keepdims=True)                            # [c, 1]
+            off = tf.minimum(tf.floor(u[..., 0] * active) + 1.0, active)             # [c, L] in 1..active
+            order = tf.where(on[:, None, :] > 0, u[..., 1:], 2.0)                    # null players never drawn
+            keep = 1.0 - random_subsets(order, tf.cast(off, tf.int32))
+        z = keep * on[:, None, :]
+        z = tf.where(tf.equal(index, 0)[None, :, None], tf.broadcast_to(on[:, None, :], tf.shape(z)), z)
+        return Sample(z, None, None)
+
+    def __call__(self, keys, rows, x) -> Sample:
+        return self.chunk(keys, rows, x, tf.range(self.n_samples))
+
+
 # ---- lime's discretized tabular sampling (discretize_continuous=True) ----------------------------
 
 DISCRETIZERS = ("quartile", "decile", "entropy")
