@@ -10,8 +10,8 @@ import numpy as np
 
 # fields with one entry per instance (first axis), and those that also have a feature axis (axis 1)
 _PER_ROW = ("values", "base_values", "data", "model_output", "n_evals", "stderr", "intercept", "score",
-            "local_pred", "contributions", "target", "feature_conditions", "segments")
-_PER_FEATURE = ("values", "data", "stderr", "contributions", "feature_conditions")
+            "local_pred", "contributions", "target", "feature_conditions", "segments", "tokens")
+_PER_FEATURE = ("values", "data", "stderr", "contributions", "feature_conditions", "tokens")
 
 
 def _require(module: str, extra: str, what: str):
@@ -43,6 +43,9 @@ class Explanation:
         ``top_labels=k`` [n, k], most probable first; None when every row explains the same outputs.
     segments: for images (``tfexplain.maskers.Image``) the segment id of each pixel [n, H, W]; the
         features are the segments, ``data`` the images [n, H, W, C], ``heatmap`` each pixel's value.
+    tokens: for token sequences (``tfexplain.maskers.Text``) [n, L]: the words of ``data``'s token ids
+        when the masker has a ``vocabulary``, else the ids; the features are the positions, padding
+        positions have values exactly 0.
     """
 
     values: np.ndarray
@@ -63,6 +66,7 @@ class Explanation:
     feature_conditions: Optional[np.ndarray] = None   # LIME: [n, d] readable interpretable features
     link: str = "identity"                             # output space of values / base_values / model_output
     segments: Optional[np.ndarray] = None              # images: [n, H, W] int32 segment id of each pixel
+    tokens: Optional[np.ndarray] = None                # text: [n, L] words (str) or token ids (int64)
 
     @property
     def attributions(self) -> np.ndarray:
@@ -271,6 +275,9 @@ class Explanation:
                 v = str(v) if v is not None else f.default
             elif f.name == "feature_conditions":
                 v = None if v is None else np.asarray(v, dtype=str)
+            elif f.name == "tokens" and v is not None:
+                v = np.asarray(v)
+                v = v.astype(np.int64) if np.issubdtype(v.dtype, np.number) else v.astype(str)
             elif f.name == "seconds":
                 v = float(v or 0.0)
             elif v is not None:
