@@ -212,3 +212,34 @@ def test_classifier_ranks_planted_words_first_with_their_signs(classifier):
     back = tfexplain.Explanation.from_dict(exp.to_dict())
     np.testing.assert_array_equal(back.tokens, exp.tokens)
     assert exp[:, 2:4].tokens.shape == (6, 2)
+
+
+def test_string_model_words_match_token_ids(classifier):
+    """A model taking strings (TextVectorization in front of the classifier) explained per word with
+    maskers.Words (split in-graph with tf.strings): the same values as maskers.Text on the ids the
+    layer makes, padding and words past `length` exactly 0, one trace for any batch size."""
+    import keras
+    from tfexplain.maskers import Words
+    model, _, x = classifier
+    layer = keras.layers.TextVectorization(vocabulary=VOCAB[2:], output_sequence_length=L)
+    assert layer.get_vocabulary() == VOCAB
+    inp = keras.Input((1,), dtype="string")
+    strings = keras.Model(inp, model(layer(inp)))
+    sentences = [" ".join(VOCAB[t] for t in row if t) for row in x]
+    sentences[0] = sentences[0].upper() + "!"                           # standardized like the layer does
+    sentences[1] = "zzz " + sentences[1]                                # a word outside the vocabulary
+    explainer = tfexplain.KernelShap(strings, Words(VOCAB, L), n_samples=2**L - 2, n_bootstrap=0)
+    exp = explainer(sentences)
+    ids = layer(np.array(sentences)[:, None]).numpy().astype(np.int32)
+    ref = tfexplain.KernelShap(model, Text(mask_token=1), n_samples=2**L - 2, n_bootstrap=0)(ids)
+    np.testing.assert_allclose(exp.values, ref.values, atol=1e-5)
+    np.testing.assert_array_equal(exp.tokens, np.array(VOCAB)[ids])
+    assert exp.tokens[1, 0] == "[UNK]" and np.all(exp.values[ids == 0] == 0.0)
+    np.testing.assert_allclose(exp.values.sum(1), exp.model_output - exp.base_values, atol=1e-4)
+    explainer(sentences[2], seed=1)
+    assert explainer.tracing_count == 1
+    assert list(tfexplain.Explanation.from_dict(exp.to_dict()).data) == sentences
+    with pytest.raises(TypeError, match="`x`"):
+        explainer(np.zeros((2, L)))
+    with pytest.raises(ValueError, match="vocabulary"):
+        Words(VOCAB[1:], L)

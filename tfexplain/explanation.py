@@ -45,7 +45,8 @@ class Explanation:
         features are the segments, ``data`` the images [n, H, W, C], ``heatmap`` each pixel's value.
     tokens: for token sequences (``tfexplain.maskers.Text``) [n, L]: the words of ``data``'s token ids
         when the masker has a ``vocabulary``, else the ids; the features are the positions, padding
-        positions have values exactly 0.
+        positions have values exactly 0. For sentences (``tfexplain.maskers.Words``) the words, and
+        ``data`` the sentences [n].
     """
 
     values: np.ndarray
@@ -148,7 +149,7 @@ class Explanation:
         if not (isinstance(features, slice) and features == slice(None)):
             cols = self._feature_index(features)
             for f in _PER_FEATURE:
-                if changes[f] is not None and not (f == "data" and self.segments is not None):
+                if changes[f] is not None and not (f == "data" and (self.segments is not None or changes[f].ndim < 2)):
                     changes[f] = np.take(changes[f], cols, axis=1)
             changes["feature_names"] = [self.feature_names[j] for j in cols]
         return replace(self, **changes)
@@ -275,6 +276,8 @@ class Explanation:
                 v = str(v) if v is not None else f.default
             elif f.name == "feature_conditions":
                 v = None if v is None else np.asarray(v, dtype=str)
+            elif f.name == "data" and v is not None and np.asarray(v).dtype.kind in "USO":
+                v = np.asarray(v, dtype=object)       # sentences (tfexplain.maskers.Words)
             elif f.name == "tokens" and v is not None:
                 v = np.asarray(v)
                 v = v.astype(np.int64) if np.issubdtype(v.dtype, np.number) else v.astype(str)

@@ -36,7 +36,7 @@ import tensorflow as tf
 
 from ._validation import as_matrix
 
-__all__ = ["Masker", "Tabular", "Points", "Image", "Text", "BackgroundMasker", "PointMasker", "gaussian_blur", "slic"]
+__all__ = ["Masker", "Tabular", "Points", "Image", "Text", "Words", "BackgroundMasker", "PointMasker", "gaussian_blur", "slic"]
 
 
 class Masker:
@@ -651,6 +651,105 @@ class Text(Masker):
         if self.vocabulary is None:
             raise ValueError("`vocabulary` was not given to the Text masker.")
         return self.vocabulary[np.asarray(ids)]
+
+
+_STRIP = r'[!"#$%&()\*\+,-\./:;<=>?@\[\\\]^_`{|}~\']'   # Keras TextVectorization's punctuation
+
+
+class Words(Masker):
+    """Sentences: a model taking strings [n] (a ``TextVectorization`` inside it) whose players are each
+    sentence's first ``length`` words, split in-graph with ``tf.strings`` as the model's layer does
+    (``standardize`` "lower_and_strip_punctuation" (Keras's default), "lower", "strip_punctuation" or
+    None, then whitespace). Words are matched to ``vocabulary`` (the layer's ``get_vocabulary()``:
+    "" padding at 0, "[UNK]" at 1 for words outside it); a hidden word becomes ``mask_word``
+    (default "[UNK]", which the layer maps to its out-of-vocabulary id; "" deletes the word, as lime
+    does) and the sentence is joined again with spaces. Positions past a sentence's words are padding:
+    null players, exactly 0. Sentences are explained as their first ``length`` words (the model sees
+    no more). ``exp.tokens`` [n, length] holds the words ("" for padding, "[UNK]" for unknown words).
+    Strings do not run under XLA (``jit_compile``), and a Keras model holding a lookup table is not
+    exported yet."""
+
+    player_prefix = "word "
+    rows_per_sample = 1
+
+    def __init__(self, vocabulary, length, *, mask_word="[UNK]", standardize="lower_and_strip_punctuation"):
+        if isinstance(vocabulary, (str, bytes)) or not hasattr(vocabulary, "__len__") or len(vocabulary) < 2:
+            raise TypeError("`vocabulary` must be a list of words, \"\" (padding) first: the TextVectorization's "
+                            "get_vocabulary().")
+        self.vocabulary = np.asarray([w.decode() if isinstance(w, bytes) else str(w) for w in vocabulary])
+        if self.vocabulary[0] != "":
+            raise ValueError(f"`vocabulary` must start with \"\" (padding, id 0), got {self.vocabulary[0]!r}.")
+        self.oov = 1 if self.vocabulary[1] == "[UNK]" else None
+        self.length = self.n_players = self.flat_size = _positive(length, "length")
+        if not isinstance(mask_word, str):
+            raise TypeError(f"`mask_word` must be a str, got {type(mask_word).__name__}.")
+        self.mask_word = mask_word
+        if standardize not in (None, "lower", "strip_punctuation", "lower_and_strip_punctuation"):
+            raise ValueError(f"`standardize` must be None, 'lower', 'strip_punctuation' or "
+                             f"'lower_and_strip_punctuation', got {standardize!r}.")
+        self.standardize = standardize
+
+    @property
+    def input_spec(self) -> tf.TensorSpec:
+        return tf.TensorSpec([None], tf.string)
+
+    @property
+    def row_floats(self) -> int:
+        return self.length
+
+    def probe(self) -> np.ndarray:
+        return np.array([self.vocabulary[-1].encode(), " ".join(self.vocabulary[-2:]).encode()], object)
+
+    def check(self, x, name: str = "x") -> np.ndarray:
+        if hasattr(x, "numpy") and callable(x.numpy):
+            x = x.numpy()
+        arr = np.asarray([x] if isinstance(x, (str, bytes)) else x, dtype=object)
+        if arr.ndim != 1 or not all(isinstance(s, (str, bytes)) for s in arr):
+            raise TypeError(f"`{name}` must be sentences: a list or array of strings [n], got "
+                            f"{type(x).__name__} of shape {arr.shape}.")
+        if len(arr) == 0:
+            raise ValueError(f"`{name}` is empty: it needs at least one sentence.")
+        return np.array([s.decode() if isinstance(s, bytes) else s for s in arr], object)
+
+    def flatten(self, x, row_ids):
+        """Sentences [n] -> vocabulary ids [n, length] (float32; 0 past the words)."""
+        if self.standardize in ("lower", "lower_and_strip_punctuation"):
+            x = tf.strings.lower(x)
+        if self.standardize in ("strip_punctuation", "lower_and_strip_punctuation"):
+            x = tf.strings.regex_replace(x, _STRIP, "")
+        words = tf.strings.split(x).to_tensor("", shape=[None, self.length])          # [n, L]
+        match = tf.equal(words[:, :, None], tf.constant(self.vocabulary[1:])[None, None])
+        found = tf.reduce_any(match, -1)
+        ids = tf.argmax(tf.cast(match, tf.int32), -1, output_type=tf.int32) + 1
+        ids = tf.where(found, ids, self.oov or 0)
+        return tf.cast(tf.where(tf.equal(words, ""), 0, ids), tf.float32)
+
+    def _join(self, ids, hide=None):
+        words = tf.gather(tf.constant(self.vocabulary), tf.cast(ids, tf.int32))
+        if hide is not None:
+            words = tf.where(hide, self.mask_word, words)
+        return tf.strings.reduce_join(words, axis=1, separator=" ")
+
+    def instances(self, flat):
+        return self._join(flat)
+
+    def inputs(self, flat, z, points=None):
+        return self._join(flat, (z < 0.5) & tf.not_equal(flat, 0.0))
+
+    def players(self, flat):
+        return tf.cast(tf.not_equal(flat, 0.0), tf.float64)
+
+    def constant_base(self):
+        return None
+
+    def extras(self, flat) -> dict:
+        return {"token_ids": tf.cast(flat, tf.int32)}
+
+    def extras_spec(self) -> dict:
+        return {"token_ids": tf.TensorSpec([None, self.length], tf.int32)}
+
+    def explanation_fields(self, data, out: dict) -> dict:
+        return {"tokens": self.vocabulary[np.asarray(out["token_ids"])]}
 
 
 def _model_input_shape(model):
