@@ -243,3 +243,14 @@ def test_string_model_words_match_token_ids(classifier):
         explainer(np.zeros((2, L)))
     with pytest.raises(ValueError, match="vocabulary"):
         Words(VOCAB[1:], L)
+
+
+def test_tables_show_tokens():
+    """top_features / table show each position's token (its id, or its word with a vocabulary)."""
+    exp = EXPLAINER(X[:2], seed=0)
+    name, token, value = exp.top_features(1, k=1)[0]
+    j = int(np.argmax(np.abs(exp.values[1, :, 0])))
+    assert (name, token, value) == (f"position {j}", int(X[1, j]), float(exp.values[1, j, 0]))
+    words = tfexplain.Explanation.from_dict({**exp.to_dict(), "tokens": np.array(VOCAB)[X[:2]].tolist()})
+    assert words.top_features(1, k=1)[0][1] == VOCAB[X[1, j]]
+    assert f"position {j}  = {VOCAB[X[1, j]]:>10}" in words.table(k=2)

@@ -173,7 +173,14 @@ class Explanation:
         row: instance index; k: how many features; output: index into values' last axis when there are
         several explained outputs."""
         vals = self._column(self.values, row, output)
-        return [(self.feature_names[j], float(self.data[row, j]), float(vals[j])) for j in self._top(row, k, output)]
+        return [(self.feature_names[j], self._cell(row, j), float(vals[j])) for j in self._top(row, k, output)]
+
+    def _cell(self, row, j):
+        """Feature j's value in instance ``row``: its token for text, else its number."""
+        if self.tokens is not None:
+            t = np.asarray(self.tokens)[row, j]
+            return str(t) if isinstance(t, (str, np.str_)) else int(t)
+        return float(self.data[row, j])
 
     def table(self, rows=None, k: int = 5, output: int = 0) -> str:
         """A readable plain-text table of each row's top-k features.
@@ -198,7 +205,9 @@ class Explanation:
                 attr = float(vals[j])
                 bar = ("+" if attr >= 0 else "-") * int(round(abs(attr) / scale * 20))
                 err = "" if self.stderr is None else f" ± {self._column(self.stderr, i, o)[j]:.4f}"
-                lines.append(f"  {self.feature_names[j]:<{width}}  = {self.data[i, j]:>10.4g}   {attr:>+10.4f}{err}  {bar}")
+                cell = self._cell(i, j)
+                cell = f"{cell:>10.4g}" if isinstance(cell, float) else f"{cell!s:>10}"
+                lines.append(f"  {self.feature_names[j]:<{width}}  = {cell}   {attr:>+10.4f}{err}  {bar}")
         return "\n".join(lines)
 
     # ---- summaries --------------------------------------------------------------------------------

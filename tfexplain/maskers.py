@@ -661,7 +661,7 @@ class Words(Masker):
     sentence's first ``length`` words, split in-graph with ``tf.strings`` as the model's layer does
     (``standardize`` "lower_and_strip_punctuation" (Keras's default), "lower", "strip_punctuation" or
     None, then whitespace). Words are matched to ``vocabulary`` (the layer's ``get_vocabulary()``:
-    "" padding at 0, "[UNK]" at 1 for words outside it); a hidden word becomes ``mask_word``
+    "" padding at 0, the out-of-vocabulary token ("[UNK]") at 1 for words outside it); a hidden word becomes ``mask_word``
     (default "[UNK]", which the layer maps to its out-of-vocabulary id; "" deletes the word, as lime
     does) and the sentence is joined again with spaces. Positions past a sentence's words are padding:
     null players, exactly 0. Sentences are explained as their first ``length`` words (the model sees
@@ -679,7 +679,7 @@ class Words(Masker):
         self.vocabulary = np.asarray([w.decode() if isinstance(w, bytes) else str(w) for w in vocabulary])
         if self.vocabulary[0] != "":
             raise ValueError(f"`vocabulary` must start with \"\" (padding, id 0), got {self.vocabulary[0]!r}.")
-        self.oov = 1 if self.vocabulary[1] == "[UNK]" else None
+        self.oov = 1      # TextVectorization's out-of-vocabulary id: unknown words join again as its token
         self.length = self.n_players = self.flat_size = _positive(length, "length")
         if not isinstance(mask_word, str):
             raise TypeError(f"`mask_word` must be a str, got {type(mask_word).__name__}.")
@@ -721,7 +721,7 @@ class Words(Masker):
         match = tf.equal(words[:, :, None], tf.constant(self.vocabulary[1:])[None, None])
         found = tf.reduce_any(match, -1)
         ids = tf.argmax(tf.cast(match, tf.int32), -1, output_type=tf.int32) + 1
-        ids = tf.where(found, ids, self.oov or 0)
+        ids = tf.where(found, ids, self.oov)
         return tf.cast(tf.where(tf.equal(words, ""), 0, ids), tf.float32)
 
     def _join(self, ids, hide=None):
