@@ -36,7 +36,8 @@ import tensorflow as tf
 
 from ._validation import as_matrix
 
-__all__ = ["Masker", "Tabular", "Points", "Image", "Text", "Words", "BackgroundMasker", "PointMasker", "gaussian_blur", "slic"]
+__all__ = ["Masker", "Tabular", "Points", "Image", "Text", "Words", "BackgroundMasker", "PointMasker",
+           "gaussian_blur", "slic"]
 
 
 class Masker:
@@ -658,16 +659,15 @@ _STRIP = r'[!"#$%&()\*\+,-\./:;<=>?@\[\\\]^_`{|}~\']'   # Keras TextVectorizatio
 
 class Words(Masker):
     """Sentences: a model taking strings [n] (a ``TextVectorization`` inside it) whose players are each
-    sentence's first ``length`` words, split in-graph with ``tf.strings`` as the model's layer does
-    (``standardize`` "lower_and_strip_punctuation" (Keras's default), "lower", "strip_punctuation" or
-    None, then whitespace). Words are matched to ``vocabulary`` (the layer's ``get_vocabulary()``:
-    "" padding at 0, the out-of-vocabulary token ("[UNK]") at 1 for words outside it); a hidden word becomes ``mask_word``
-    (default "[UNK]", which the layer maps to its out-of-vocabulary id; "" deletes the word, as lime
-    does) and the sentence is joined again with spaces. Positions past a sentence's words are padding:
-    null players, exactly 0. Sentences are explained as their first ``length`` words (the model sees
-    no more). ``exp.tokens`` [n, length] holds the words ("" for padding, "[UNK]" for unknown words).
-    Strings do not run under XLA (``jit_compile``), and a Keras model holding a lookup table is not
-    exported yet."""
+    sentence's first ``length`` words (the layer's ``output_sequence_length``), split in-graph with
+    ``tf.strings`` as the layer does (``standardize`` "lower_and_strip_punctuation" (Keras's default),
+    "lower", "strip_punctuation" or None, then whitespace). Words are matched to ``vocabulary`` (the
+    layer's ``get_vocabulary()``: "" padding at 0, the out-of-vocabulary token ("[UNK]") at 1 for
+    words outside it); a hidden word becomes ``mask_word`` (default "[UNK]", which the layer maps to
+    its out-of-vocabulary id; "" deletes the word, as lime does) and the sentence is joined again with
+    spaces. Positions past a sentence's words are padding: null players, exactly 0. ``exp.tokens``
+    [n, length] holds the words ("" for padding, "[UNK]" for unknown words). Strings do not run under
+    XLA (``jit_compile``), and a Keras model holding a lookup table is not exported yet."""
 
     player_prefix = "word "
     rows_per_sample = 1
