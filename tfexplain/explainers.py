@@ -455,7 +455,7 @@ class Explainer:
             method=self.method, model_output=self._squeeze_out(out["fx"]), link=self.link,
             n_evals=out.get("n_evals", np.full(n, self.n_evals_per_instance, np.int64)), seconds=seconds,
             target=self._squeeze_out(out["target"]) if "target" in out else None,
-            **{k: out[k] for k in self.masker.extras_spec()}, **kw)
+            **self.masker.explanation_fields(data, out), **kw)
 
 
 class KernelShap(Explainer):

@@ -10,8 +10,8 @@ import numpy as np
 
 # fields with one entry per instance (first axis), and those that also have a feature axis (axis 1)
 _PER_ROW = ("values", "base_values", "data", "model_output", "n_evals", "stderr", "intercept", "score",
-            "local_pred", "contributions", "target", "feature_conditions", "segments")
-_PER_FEATURE = ("values", "data", "stderr", "contributions", "feature_conditions")
+            "local_pred", "contributions", "target", "feature_conditions", "segments", "tokens")
+_PER_FEATURE = ("values", "data", "stderr", "contributions", "feature_conditions", "tokens")
 
 
 def _require(module: str, extra: str, what: str):
@@ -43,6 +43,10 @@ class Explanation:
         ``top_labels=k`` [n, k], most probable first; None when every row explains the same outputs.
     segments: for images (``tfexplain.maskers.Image``) the segment id of each pixel [n, H, W]; the
         features are the segments, ``data`` the images [n, H, W, C], ``heatmap`` each pixel's value.
+    tokens: for token sequences (``tfexplain.maskers.Text``) [n, L]: the words of ``data``'s token ids
+        when the masker has a ``vocabulary``, else the ids; the features are the positions, padding
+        positions have values exactly 0. For sentences (``tfexplain.maskers.Words``) the words, and
+        ``data`` the sentences [n].
     """
 
     values: np.ndarray
@@ -63,6 +67,7 @@ class Explanation:
     feature_conditions: Optional[np.ndarray] = None   # LIME: [n, d] readable interpretable features
     link: str = "identity"                             # output space of values / base_values / model_output
     segments: Optional[np.ndarray] = None              # images: [n, H, W] int32 segment id of each pixel
+    tokens: Optional[np.ndarray] = None                # text: [n, L] words (str) or token ids (int64)
 
     @property
     def attributions(self) -> np.ndarray:
@@ -144,7 +149,7 @@ class Explanation:
         if not (isinstance(features, slice) and features == slice(None)):
             cols = self._feature_index(features)
             for f in _PER_FEATURE:
-                if changes[f] is not None and not (f == "data" and self.segments is not None):
+                if changes[f] is not None and not (f == "data" and (self.segments is not None or changes[f].ndim < 2)):
                     changes[f] = np.take(changes[f], cols, axis=1)
             changes["feature_names"] = [self.feature_names[j] for j in cols]
         return replace(self, **changes)
@@ -168,7 +173,14 @@ class Explanation:
         row: instance index; k: how many features; output: index into values' last axis when there are
         several explained outputs."""
         vals = self._column(self.values, row, output)
-        return [(self.feature_names[j], float(self.data[row, j]), float(vals[j])) for j in self._top(row, k, output)]
+        return [(self.feature_names[j], self._cell(row, j), float(vals[j])) for j in self._top(row, k, output)]
+
+    def _cell(self, row, j):
+        """Feature j's value in instance ``row``: its token for text, else its number."""
+        if self.tokens is not None:
+            t = np.asarray(self.tokens)[row, j]
+            return str(t) if isinstance(t, (str, np.str_)) else int(t)
+        return float(self.data[row, j])
 
     def table(self, rows=None, k: int = 5, output: int = 0) -> str:
         """A readable plain-text table of each row's top-k features.
@@ -193,7 +205,9 @@ class Explanation:
                 attr = float(vals[j])
                 bar = ("+" if attr >= 0 else "-") * int(round(abs(attr) / scale * 20))
                 err = "" if self.stderr is None else f" ± {self._column(self.stderr, i, o)[j]:.4f}"
-                lines.append(f"  {self.feature_names[j]:<{width}}  = {self.data[i, j]:>10.4g}   {attr:>+10.4f}{err}  {bar}")
+                cell = self._cell(i, j)
+                cell = f"{cell:>10.4g}" if isinstance(cell, float) else f"{cell!s:>10}"
+                lines.append(f"  {self.feature_names[j]:<{width}}  = {cell}   {attr:>+10.4f}{err}  {bar}")
         return "\n".join(lines)
 
     # ---- summaries --------------------------------------------------------------------------------
@@ -271,6 +285,11 @@ class Explanation:
                 v = str(v) if v is not None else f.default
             elif f.name == "feature_conditions":
                 v = None if v is None else np.asarray(v, dtype=str)
+            elif f.name == "data" and v is not None and np.asarray(v).dtype.kind in "USO":
+                v = np.asarray(v, dtype=object)       # sentences (tfexplain.maskers.Words)
+            elif f.name == "tokens" and v is not None:
+                v = np.asarray(v)
+                v = v.astype(np.int64) if np.issubdtype(v.dtype, np.number) else v.astype(str)
             elif f.name == "seconds":
                 v = float(v or 0.0)
             elif v is not None:

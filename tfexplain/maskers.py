@@ -24,7 +24,9 @@ that depends on the model's input, so samplers, kernels and solvers only see ``p
 - ``constant_base()``: (model rows, weights) whose weighted mean output is the value of the empty
   coalition for every instance (computed once, eagerly), or None when it depends on the instance
   (then it is evaluated in-graph per row: ``inputs(flat, zeros)``).
-- ``extras(flat)`` / ``extras_spec()``: per-row outputs the explanation carries (e.g. ``segments``).
+- ``extras(flat)`` / ``extras_spec()``: per-row outputs the explanation carries (e.g. ``segments``);
+  ``explanation_fields(data, out)`` (host): the Explanation's fields from them and the checked
+  instances (e.g. ``tokens``, the words of token ids).
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ import tensorflow as tf
 
 from ._validation import as_matrix
 
-__all__ = ["Masker", "Tabular", "Points", "Image", "BackgroundMasker", "PointMasker", "gaussian_blur", "slic"]
+__all__ = ["Masker", "Tabular", "Points", "Image", "Text", "Words", "BackgroundMasker", "PointMasker",
+           "gaussian_blur", "slic"]
 
 
 class Masker:
@@ -94,6 +97,10 @@ class Masker:
 
     def extras_spec(self) -> dict:
         return {}
+
+    def explanation_fields(self, data, out: dict) -> dict:
+        """The Explanation's masker-specific fields (host): by default the graph's extras."""
+        return {k: out[k] for k in self.extras_spec()}
 
 
 class Tabular(Masker):
@@ -489,6 +496,262 @@ class Image(Masker):
     def extras_spec(self) -> dict:
         self._require_shape()
         return {"segments": tf.TensorSpec([None, *self.shape[:2]], tf.int32)}
+
+
+_MAX_TOKEN_ID = 2**24   # ids travel as float32 inside the explain graph: exact below 2^24
+
+
+def _token_id(value, name: str, allow_none: bool = False):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value < _MAX_TOKEN_ID:
+        raise ValueError(f"`{name}` must be a token id, an int in [0, 2**24), got {value!r}.")
+    return int(value)
+
+
+class Text(Masker):
+    """Token sequences: a model taking int token ids [n, L] whose players are the L positions.
+
+    A position absent from a coalition holds ``mask_token``; padding positions (ids equal to
+    ``pad_token``, on the left as Keras's ``pad_sequences`` puts them by default, on the right, or
+    anywhere) are never perturbed, so they are null players with values exactly 0, and every row's
+    values are the Shapley values of the game over its own tokens, whatever the lengths of the rows
+    sharing its batch (one coalition width L for all; masks, no loop over rows). A token equal to
+    ``mask_token`` is a null player too (hiding it changes nothing).
+
+    mask_token: the id that absent tokens become (e.g. the vocabulary's ``[UNK]`` or ``[MASK]`` id);
+        None (default) = ``pad_token``: absent tokens become padding, which a model that masks its
+        padding (``Embedding(mask_zero=True)``, a pooling that ignores pads) reads as the word being
+        deleted; the value of the empty coalition is then the model's output on a row of padding,
+        one constant for every row (else it is evaluated per row).
+    pad_token: the padding id (default 0), or None when the rows are not padded.
+    length: L, the static sequence length; default from the model's input shape.
+    vocabulary: optional list of the id -> word table (a ``TextVectorization``'s
+        ``get_vocabulary()``): ``exp.tokens`` then holds words, else the ids.
+    dtype: the ids' dtype at the model input and in the explain signature, "int32" (default) or "int64".
+
+    ``exp.values`` [n, L(, outputs)]; ``exp.data`` and ``exp.tokens`` [n, L].
+    """
+
+    player_prefix = "position "
+    rows_per_sample = 1
+
+    def __init__(self, mask_token=None, pad_token=0, length=None, *, vocabulary=None, dtype="int32"):
+        self.pad_token = _token_id(pad_token, "pad_token", allow_none=True)
+        self.mask_token = _token_id(mask_token, "mask_token", allow_none=True)
+        if self.mask_token is None:
+            if self.pad_token is None:
+                raise ValueError("`mask_token` is needed when `pad_token` is None (absent tokens become it).")
+            self.mask_token = self.pad_token
+        if dtype not in ("int32", "int64", tf.int32, tf.int64, np.int32, np.int64):
+            raise ValueError(f"`dtype` must be 'int32' or 'int64', got {dtype!r}.")
+        self.dtype = tf.as_dtype(dtype)
+        self.vocabulary = None
+        if vocabulary is not None:
+            if isinstance(vocabulary, (str, bytes)) or not hasattr(vocabulary, "__len__"):
+                raise TypeError(f"`vocabulary` must be a list of words, got {type(vocabulary).__name__}.")
+            self.vocabulary = np.asarray([w.decode() if isinstance(w, bytes) else str(w) for w in vocabulary])
+            for name, t in (("mask_token", self.mask_token), ("pad_token", self.pad_token)):
+                if t is not None and t >= len(self.vocabulary):
+                    raise ValueError(f"`{name}` {t} is not an id of the {len(self.vocabulary)}-word `vocabulary`.")
+        self.length = None
+        if length is not None:
+            self._set_length(_positive(length, "length"))
+
+    def _set_length(self, length: int):
+        self.length = self.n_players = self.flat_size = int(length)
+        return self
+
+    def bind(self, model) -> "Text":
+        """Takes L from ``model``'s input shape when ``length`` was not given (and checks it when it was)."""
+        shape = _model_input_shape(model)
+        if isinstance(shape, list):
+            shape = shape[0] if len(shape) == 1 else None
+        declared = shape[1] if shape is not None and len(shape) == 2 else None
+        if self.length is not None:
+            if declared is not None and declared != self.length:
+                raise ValueError(f"`length` is {self.length} but the model takes sequences of {declared} tokens.")
+            return self
+        if declared is None:
+            raise ValueError("tfexplain.maskers.Text needs the sequence length: pass length=L (the model's input "
+                             f"shape {shape!r} does not give it).")
+        return self._set_length(int(declared))
+
+    def _require_length(self):
+        if self.length is None:
+            raise ValueError("the Text masker has no sequence length yet: pass length=L or use it in an explainer.")
+
+    @property
+    def input_spec(self) -> tf.TensorSpec:
+        self._require_length()
+        return tf.TensorSpec([None, self.length], self.dtype)
+
+    def _blank(self, token) -> np.ndarray:
+        return np.full((1, self.length), token, self.dtype.as_numpy_dtype)
+
+    def probe(self) -> np.ndarray:
+        self._require_length()
+        pad = self.mask_token if self.pad_token is None else self.pad_token
+        return np.concatenate([self._blank(self.mask_token), self._blank(pad)])
+
+    # ---- boundary ---------------------------------------------------------------------------------
+    def check(self, x, name: str = "x") -> np.ndarray:
+        self._require_length()
+        if hasattr(x, "numpy") and callable(x.numpy):
+            x = x.numpy()
+        arr = np.asarray(x)
+        if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
+            raise TypeError(f"`{name}` must be integer token ids [n, {self.length}] (int32 / int64), got dtype "
+                            f"{arr.dtype}.")
+        if arr.ndim == 1:
+            arr = arr[None]
+        if arr.ndim != 2 or arr.shape[1] != self.length:
+            raise ValueError(f"`{name}` must be token ids [n, {self.length}] (or one sequence [{self.length}]), got "
+                             f"shape {arr.shape}.")
+        if len(arr) == 0:
+            raise ValueError(f"`{name}` is empty (shape {arr.shape}): it needs at least one sequence.")
+        top = _MAX_TOKEN_ID if self.vocabulary is None else len(self.vocabulary)
+        bad = (arr < 0) | (arr >= top)
+        if bad.any():
+            at = tuple(int(v) for v in np.argwhere(bad)[0])
+            what = "2**24" if self.vocabulary is None else f"the vocabulary's {top} words"
+            raise ValueError(f"`{name}` has token id {int(arr[at])} at {at}: ids must be >= 0 and below {what}.")
+        return arr.astype(self.dtype.as_numpy_dtype)
+
+    # ---- graph ------------------------------------------------------------------------------------
+    def flatten(self, x, row_ids):
+        return tf.cast(x, tf.float32)       # ids < 2^24: exact
+
+    def instances(self, flat):
+        return tf.cast(flat, self.dtype)
+
+    def _kept(self, flat):
+        """[n, L] bool: positions that no coalition changes (padding)."""
+        if self.pad_token is None:
+            return tf.zeros(tf.shape(flat), tf.bool)
+        return tf.equal(flat, float(self.pad_token))
+
+    def inputs(self, flat, z, points=None):
+        keep = (z > 0.5) | self._kept(flat)
+        return tf.cast(tf.where(keep, flat, float(self.mask_token)), self.dtype)
+
+    def players(self, flat):
+        """[c, L] float64: 1 for the tokens (not padding, not the mask token itself)."""
+        player = ~self._kept(flat) & tf.not_equal(flat, float(self.mask_token))
+        return tf.cast(player, tf.float64)
+
+    def constant_base(self):
+        if self.pad_token is not None and self.mask_token == self.pad_token:   # the empty coalition: all padding
+            return self._blank(self.pad_token), np.ones(1, np.float32)
+        return None
+
+    def explanation_fields(self, data, out: dict) -> dict:
+        ids = np.asarray(data)
+        return {"tokens": ids.astype(np.int64) if self.vocabulary is None else self.vocabulary[ids]}
+
+    def words(self, ids) -> np.ndarray:
+        """The words of token ids (needs ``vocabulary``)."""
+        if self.vocabulary is None:
+            raise ValueError("`vocabulary` was not given to the Text masker.")
+        return self.vocabulary[np.asarray(ids)]
+
+
+_STRIP = r'[!"#$%&()\*\+,-\./:;<=>?@\[\\\]^_`{|}~\']'   # Keras TextVectorization's punctuation
+
+
+class Words(Masker):
+    """Sentences: a model taking strings [n] (a ``TextVectorization`` inside it) whose players are each
+    sentence's first ``length`` words (the layer's ``output_sequence_length``), split in-graph with
+    ``tf.strings`` as the layer does (``standardize`` "lower_and_strip_punctuation" (Keras's default),
+    "lower", "strip_punctuation" or None, then whitespace). Words are matched to ``vocabulary`` (the
+    layer's ``get_vocabulary()``: "" padding at 0, the out-of-vocabulary token ("[UNK]") at 1 for
+    words outside it); a hidden word becomes ``mask_word`` (default "[UNK]", which the layer maps to
+    its out-of-vocabulary id; "" deletes the word, as lime does) and the sentence is joined again with
+    spaces. Positions past a sentence's words are padding: null players, exactly 0. ``exp.tokens``
+    [n, length] holds the words ("" for padding, "[UNK]" for unknown words). Strings do not run under
+    XLA (``jit_compile``), and a Keras model holding a lookup table is not exported yet."""
+
+    player_prefix = "word "
+    rows_per_sample = 1
+
+    def __init__(self, vocabulary, length, *, mask_word="[UNK]", standardize="lower_and_strip_punctuation"):
+        if isinstance(vocabulary, (str, bytes)) or not hasattr(vocabulary, "__len__") or len(vocabulary) < 2:
+            raise TypeError("`vocabulary` must be a list of words, \"\" (padding) first: the TextVectorization's "
+                            "get_vocabulary().")
+        self.vocabulary = np.asarray([w.decode() if isinstance(w, bytes) else str(w) for w in vocabulary])
+        if self.vocabulary[0] != "":
+            raise ValueError(f"`vocabulary` must start with \"\" (padding, id 0), got {self.vocabulary[0]!r}.")
+        self.oov = 1      # TextVectorization's out-of-vocabulary id: unknown words join again as its token
+        self.length = self.n_players = self.flat_size = _positive(length, "length")
+        if not isinstance(mask_word, str):
+            raise TypeError(f"`mask_word` must be a str, got {type(mask_word).__name__}.")
+        self.mask_word = mask_word
+        if standardize not in (None, "lower", "strip_punctuation", "lower_and_strip_punctuation"):
+            raise ValueError(f"`standardize` must be None, 'lower', 'strip_punctuation' or "
+                             f"'lower_and_strip_punctuation', got {standardize!r}.")
+        self.standardize = standardize
+
+    @property
+    def input_spec(self) -> tf.TensorSpec:
+        return tf.TensorSpec([None], tf.string)
+
+    @property
+    def row_floats(self) -> int:
+        return self.length
+
+    def probe(self) -> np.ndarray:
+        return np.array([self.vocabulary[-1].encode(), " ".join(self.vocabulary[-2:]).encode()], object)
+
+    def check(self, x, name: str = "x") -> np.ndarray:
+        if hasattr(x, "numpy") and callable(x.numpy):
+            x = x.numpy()
+        arr = np.asarray([x] if isinstance(x, (str, bytes)) else x, dtype=object)
+        if arr.ndim != 1 or not all(isinstance(s, (str, bytes)) for s in arr):
+            raise TypeError(f"`{name}` must be sentences: a list or array of strings [n], got "
+                            f"{type(x).__name__} of shape {arr.shape}.")
+        if len(arr) == 0:
+            raise ValueError(f"`{name}` is empty: it needs at least one sentence.")
+        return np.array([s.decode() if isinstance(s, bytes) else s for s in arr], object)
+
+    def flatten(self, x, row_ids):
+        """Sentences [n] -> vocabulary ids [n, length] (float32; 0 past the words)."""
+        if self.standardize in ("lower", "lower_and_strip_punctuation"):
+            x = tf.strings.lower(x)
+        if self.standardize in ("strip_punctuation", "lower_and_strip_punctuation"):
+            x = tf.strings.regex_replace(x, _STRIP, "")
+        words = tf.strings.split(x).to_tensor("", shape=[None, self.length])          # [n, L]
+        match = tf.equal(words[:, :, None], tf.constant(self.vocabulary[1:])[None, None])
+        found = tf.reduce_any(match, -1)
+        ids = tf.argmax(tf.cast(match, tf.int32), -1, output_type=tf.int32) + 1
+        ids = tf.where(found, ids, self.oov)
+        return tf.cast(tf.where(tf.equal(words, ""), 0, ids), tf.float32)
+
+    def _join(self, ids, hide=None):
+        words = tf.gather(tf.constant(self.vocabulary), tf.cast(ids, tf.int32))
+        if hide is not None:
+            words = tf.where(hide, self.mask_word, words)
+        return tf.strings.reduce_join(words, axis=1, separator=" ")
+
+    def instances(self, flat):
+        return self._join(flat)
+
+    def inputs(self, flat, z, points=None):
+        return self._join(flat, (z < 0.5) & tf.not_equal(flat, 0.0))
+
+    def players(self, flat):
+        return tf.cast(tf.not_equal(flat, 0.0), tf.float64)
+
+    def constant_base(self):
+        return None
+
+    def extras(self, flat) -> dict:
+        return {"token_ids": tf.cast(flat, tf.int32)}
+
+    def extras_spec(self) -> dict:
+        return {"token_ids": tf.TensorSpec([None, self.length], tf.int32)}
+
+    def explanation_fields(self, data, out: dict) -> dict:
+        return {"tokens": self.vocabulary[np.asarray(out["token_ids"])]}
 
 
 def _model_input_shape(model):
