@@ -214,6 +214,23 @@ def test_classifier_ranks_planted_words_first_with_their_signs(classifier):
     assert exp[:, 2:4].tokens.shape == (6, 2)
 
 
+def test_lime_with_text_ranks_planted_words_first(classifier):
+    """Lime with a Text masker is lime_text's LimeTextExplainer(bow=False) on token positions:
+    binary samples (k of the row's words hidden, k uniform), cosine distance, kernel width 25, ridge;
+    the planted words get the two largest |weights| with their signs, padding exactly 0."""
+    model, _, x = classifier
+    lime = tfexplain.Lime(model, masker=Text(mask_token=1, vocabulary=VOCAB), n_samples=500)
+    assert lime.kernel_width == 25.0
+    exp = lime(x, seed=0)
+    assert exp.values.shape == (6, L)
+    assert np.all(exp.values[x == 0] == 0.0)
+    for i in range(len(x)):
+        top = set(np.argsort(-np.abs(exp.values[i]))[:2])
+        assert top == set(np.flatnonzero(np.isin(x[i], [2, 3, 4, 5]))), exp.tokens[i]
+        assert np.all(exp.values[i][np.isin(x[i], [2, 3])] > 0)
+        assert np.all(exp.values[i][np.isin(x[i], [4, 5])] < 0)
+
+
 def test_string_model_words_match_token_ids(classifier):
     """A model taking strings (TextVectorization in front of the classifier) explained per word with
     maskers.Words (split in-graph with tf.strings): the same values as maskers.Text on the ids the

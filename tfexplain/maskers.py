@@ -533,6 +533,8 @@ class Text(Masker):
     ``exp.values`` [n, L(, outputs)]; ``exp.data`` and ``exp.tokens`` [n, L].
     """
 
+    lime_kernel_width = 25.0        # tfexplain.Lime(model, masker=...): lime_text's kernel width
+    lime_sampling = "uniform_sizes"  # and its samples (k of the row's words off, k uniform in 1..words)
     player_prefix = "position "
     rows_per_sample = 1
 
@@ -591,8 +593,9 @@ class Text(Masker):
 
     def probe(self) -> np.ndarray:
         self._require_length()
-        pad = self.mask_token if self.pad_token is None else self.pad_token
-        return np.concatenate([self._blank(self.mask_token), self._blank(pad)])
+        # a row of hidden tokens only: what every explainer evaluates (a row of padding only may be
+        # undefined, e.g. NaN for a mean over unmasked positions, and is never evaluated)
+        return self._blank(self.mask_token)
 
     # ---- boundary ---------------------------------------------------------------------------------
     def check(self, x, name: str = "x") -> np.ndarray:
@@ -671,6 +674,8 @@ class Words(Masker):
     [n, length] holds the words ("" for padding, "[UNK]" for unknown words). Strings do not run under
     XLA (``jit_compile``), and a Keras model holding a lookup table is not exported yet."""
 
+    lime_kernel_width = 25.0        # tfexplain.Lime(model, masker=...): lime_text's kernel width
+    lime_sampling = "uniform_sizes"  # and its samples (k of the row's words off, k uniform in 1..words)
     player_prefix = "word "
     rows_per_sample = 1
 
