@@ -19,7 +19,7 @@ import tensorflow as tf
 from . import _diagnostics, _random, kernels, solvers
 from ._lanes import elementwise, rowwise
 from .background import BackgroundSummary
-from ._validation import as_choice, as_int, as_matrix, as_names, as_seed, check_columns, frame_columns
+from ._validation import as_choice, as_int, as_matrix, as_names, as_row_ids, as_seed, check_columns, frame_columns
 from .evaluation import accumulate_pieces, chunked_map, evaluate
 from .explanation import Explanation
 from .maskers import BackgroundMasker, PointMasker
@@ -99,7 +99,7 @@ class Explainer:
         self._adapter = ModelAdapter(model, probe, output_key, warn=not jit_compile)
         if jit_compile:
             self._adapter.require_in_graph("`jit_compile=True`")
-        self._model_fn = self._adapter.fn
+        self.model_fn = self._adapter.fn   # the model as TensorFlow ops: rows [r, d] -> its raw output
         n_out, self._squeeze = self._adapter.n_outputs, self._adapter.squeeze
         all_names = as_names(output_names, n_out, "output_names", "output ")
         self.targets, self._single, self._pick = self._resolve_target(target, default_target, n_out, all_names,
@@ -118,6 +118,7 @@ class Explainer:
         # partial objects, not lambdas or methods: TF counts retracing per code object, so explainers
         # sharing one would warn about "retracing" merely for being many.
         self._xla_program = None
+        # the one explain function: calls, datasets, replicas and the exported signatures all run it
         self.explain_fn = tf.function(functools.partial(self.explain_graph), autograph=False,
                                       input_signature=self._signature)
         self._samples_fn = tf.function(functools.partial(self._sample_graph), autograph=False,
@@ -193,12 +194,13 @@ class Explainer:
     # ---- graph -------------------------------------------------------------------------------
     def _explained_outputs(self, rows):
         """Model on rows -> [rows, o] of the explained outputs, as the model returns them."""
-        out = as_2d(rowwise(self._model_fn, rows), self._squeeze)
+        out = as_2d(rowwise(self.model_fn, rows), self._squeeze)
         return tf.gather(out, tf.constant(self.targets, tf.int32), axis=1)
 
-    def _model_outputs(self, rows):
-        """Model on rows -> [rows, o] of the explained outputs. With link="logit" a row's output outside
-        [0, 1] becomes NaN here, before a masker's mean over background rows could hide it."""
+    def model_outputs(self, rows):
+        """Model on rows [r, d] -> [r, o] of the explained outputs, as TensorFlow ops. With link="logit" a
+        row's output outside [0, 1] becomes NaN here, before a masker's mean over background rows could
+        hide it."""
         out = self._explained_outputs(rows)
         return _diagnostics.nan_outside_unit(out) if self.link == "logit" else out
 
@@ -231,19 +233,61 @@ class Explainer:
 
     def explain_graph(self, x, seed, row_ids, *, jit_compile=None) -> dict:
         """The explain computation as TensorFlow ops: x float32 [n, d], seed int64 [], row_ids int64 [n]
-        (each row's global index: its random stream) -> dict of tensors [n, ...] (``values``, ``fx``,
-        and the method's other fields, e.g. ``stderr``). ``explainer.explain_fn`` is this function as a
-        ``tf.function``; calls, export and datasets all go through it. Traceable inside any
-        ``tf.function``; no checks (the callers check their inputs).
+        (each row's global index: its random stream) -> dict of tensors [n, ...] named and shaped like
+        the :class:`Explanation`'s fields (``output_signature``: ``values``, ``base_values``,
+        ``model_output``, ``stderr`` where the method estimates it, ``n_evals`` with ``tolerance=``,
+        Lime's ``intercept`` / ``score`` / ``local_pred`` / ``contributions``, ``target`` for a per-row
+        target). An empty ``x`` gives empty outputs. ``explainer.explain_fn`` is this function as a
+        ``tf.function``: calls, datasets, replicas and export all go through it. Traceable inside any
+        ``tf.function`` (or ``strategy.run``); no checks (the callers check their inputs).
+
+        A row's outputs depend on (x row, seed, row id) only: any batching of rows with their ids gives
+        the numbers of one call, bit for bit.
 
         With XLA (``jit_compile``, default: the explainer's), the instances run in chunks of
         ``instances_per_chunk`` through one XLA program of a fixed shape, and the rows left over one at
         a time through a second: XLA compiles at most two programs per explainer, whatever the batch
         sizes (``explainer.compilations``)."""
         jit = self.jit_compile if jit_compile is None else jit_compile
-        if not jit:
-            return self._select(self._graph(x, seed, row_ids))
-        return self._select(self._xla_chunks(x, seed, row_ids))
+
+        def compute():
+            raw = self._xla_chunks(x, seed, row_ids) if jit else self._graph(x, seed, row_ids)
+            return self._shaped(self._select(raw))
+
+        return tf.cond(tf.shape(x)[0] > 0, compute, self._empty_outputs)
+
+    def _empty_outputs(self):
+        """The outputs of an empty batch: zero rows, the names, shapes and dtypes of a full call."""
+        spec = self._output_spec()
+        return self._shaped(self._select({k: tf.zeros([0] + list(s.shape[1:]), s.dtype) for k, s in spec.items()}))
+
+    @property
+    def output_signature(self) -> dict:
+        """{name: tf.TensorSpec [None, ...]} of what ``explain_fn`` returns (the exported signatures'
+        outputs)."""
+        with tf.Graph().as_default():
+            out = self._empty_outputs()
+        return {k: tf.TensorSpec([None] + v.shape[1:].as_list(), v.dtype, name=k) for k, v in out.items()}
+
+    @property
+    def columns(self):
+        """The DataFrame columns the explainer was built from (an ``x`` frame must have them), or None."""
+        return self._columns
+
+    @property
+    def in_graph(self) -> bool:
+        """Whether the model runs as TensorFlow ops (False: through ``tf.numpy_function``, which neither
+        XLA nor a SavedModel can hold)."""
+        return self._adapter.in_graph
+
+    def require_in_graph(self, what: str) -> None:
+        """Raises ValueError, naming ``what`` needs it, unless the model runs as TensorFlow ops."""
+        self._adapter.require_in_graph(what)
+
+    @property
+    def scalar_output(self) -> bool:
+        """Whether the model returns one value per row ([rows], not [rows, outputs])."""
+        return self._squeeze
 
     def _chunk_program(self, x, seed, rows):
         """One chunk of instances, as the XLA program compiles it."""
@@ -252,7 +296,7 @@ class Explainer:
 
     def _xla_chunks(self, x, seed, rows):
         if self._xla_program is None:
-            self._adapter.require_in_graph("`jit_compile=True`")
+            self.require_in_graph("`jit_compile=True`")
             self._xla_program = tf.function(functools.partial(self._chunk_program), jit_compile=True,
                                             autograph=False)
         size, d = self.instances_per_chunk, self.n_features
@@ -284,7 +328,7 @@ class Explainer:
     def _compiled_graph(self, jit_compile, x, seed, rows):
         """The explain graph, traced for XLA when ``jit_compile`` (see ``solvers.compiled_solves``)."""
         with solvers.compiled_solves(jit_compile):
-            return self._select(self._graph(x, seed, rows))
+            return self._shaped(self._select(self._graph(x, seed, rows)))
 
     def _graph(self, x, seed, rows):
         keys = self._keys(seed)
@@ -297,7 +341,7 @@ class Explainer:
 
     def _evaluate(self, x, sample):
         """Link-space values [c, m, o] of every sample of the instances x [c, d]."""
-        return self._link(evaluate(self._model_outputs, self.masker, x, sample, self.batch_size, self.n_outputs))
+        return self._link(evaluate(self.model_outputs, self.masker, x, sample, self.batch_size, self.n_outputs))
 
     def _origin(self, x):
         """The instances' own representation for the similarity kernel (None: not needed)."""
@@ -334,14 +378,17 @@ class Explainer:
         raise NotImplementedError
 
     # ---- boundary ------------------------------------------------------------------------------
-    def __call__(self, x, seed: int = 0, *, row_offset: int = 0, verbose="auto") -> Explanation:
+    def __call__(self, x, seed: int = 0, *, row_offset: int = 0, row_ids=None, verbose="auto") -> Explanation:
         """Explains the rows of ``x`` [n, d] (or one row [d]).
 
         x: array, tensor or pandas DataFrame; a frame's columns must equal the explainer's (its
             background / training frame's, in order) when the explainer was built from a frame.
         seed: int; row i's random stream depends on (seed, row_offset + i) only, so a dataset
             explained in any batching gives the same numbers as in one call.
-        row_offset: global index of x's first row (for explaining a dataset in batches).
+        row_offset: global index of x's first row (for explaining a dataset in batches; see also
+            :meth:`explain_dataset`).
+        row_ids: instead of ``row_offset``, each row's global index (n integers in [0, 2^32)): row i
+            is explained with the random stream of row ``row_ids[i]``.
         verbose: "auto" (default) shows a progress bar (``keras.utils.Progbar``) when the call evaluates
             at least ``PROGRESS_ROWS`` (2^25) model rows in all; 1 / True always, 0 / False never. With a
             bar, the rows are explained in batches of instances (same numbers: see ``seed``).
@@ -354,8 +401,14 @@ class Explainer:
             check_columns(x, self._columns)
         data = as_matrix(x, "x", n_features=self.n_features, allow_vector=True)
         seed = as_seed(seed)
-        rows = _row_ids(len(data), as_int(row_offset, "row_offset", minimum=0))
-        return self._run(data, seed, rows, verbose)
+        offset = as_int(row_offset, "row_offset", minimum=0)
+        if row_ids is None:
+            rows = _row_ids(len(data), offset)
+        elif offset:
+            raise ValueError("pass either `row_offset` or `row_ids`, not both.")
+        else:
+            rows = as_row_ids(row_ids, len(data))
+        return self._explain_rows(data, seed, rows, verbose)
 
     def _progress_step(self, n: int, verbose):
         """Instances per batch when a progress bar is shown, else None."""
@@ -371,10 +424,11 @@ class Explainer:
         return chunk * -(-per_update // chunk)
 
     def _call_graph(self, data, seed, rows) -> dict:
+        """One call of ``explain_fn`` on validated rows, as numpy."""
         out = self.explain_fn(tf.constant(data), tf.constant(seed, tf.int64), tf.constant(rows, tf.int64))
         return {k: v.numpy() for k, v in out.items()}
 
-    def _run(self, data: np.ndarray, seed: int, rows, verbose=0) -> Explanation:
+    def _explain_rows(self, data: np.ndarray, seed: int, rows, verbose=0) -> Explanation:
         """Explains validated rows ``data`` whose random streams are the global row ids ``rows``, in
         one graph call, or in batches of instances with a progress bar (see ``__call__``'s verbose).
 
@@ -393,10 +447,16 @@ class Explainer:
                 bar.update(min(len(data), i + step))
             out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
         seconds = time.perf_counter() - start
-        bad = _diagnostics.nonfinite_instances(out, len(data))
+        self.check_outputs(data, seed, rows, out)
+        return self.explanation(data, out, seconds)
+
+    def check_outputs(self, x, seed: int, row_ids, outputs: dict) -> None:
+        """Raises ValueError when the explanations ``outputs`` (``explain_fn``'s, as arrays) of rows ``x``
+        [n, d] with ids ``row_ids`` and ``seed`` are not finite: re-evaluates the failing instances' rows
+        to say on how many the model gave NaN / Inf (or, with link="logit", a value outside [0, 1])."""
+        bad = _diagnostics.nonfinite_instances(outputs, len(x))
         if bad.size:  # only on failure: re-evaluate the failing instances' rows to say what went wrong
-            _diagnostics.raise_for_nonfinite(self, data, seed, np.asarray(rows), bad, self._explained_outputs)
-        return self._explanation(data, out, seconds)
+            _diagnostics.raise_for_nonfinite(self, x, seed, np.asarray(row_ids), bad, self._explained_outputs)
 
     @property
     def tracing_count(self) -> int:
@@ -413,8 +473,8 @@ class Explainer:
     def n_evals_per_instance(self) -> int:
         return self.sampler.n_samples * self.masker.rows_per_sample + 1
 
-    def _signature_outputs(self, out):
-        """Graph outputs renamed and shaped like the Explanation's fields (for exported signatures)."""
+    def _shaped(self, out):
+        """Graph outputs of the explained outputs -> named and shaped like the Explanation's fields."""
         sq = (lambda t: t[..., 0]) if self._single else (lambda t: t)
         result = {"values": sq(out["values"]), "model_output": sq(out["fx"])}
         if "stderr" in out and self.estimates_stderr:
@@ -434,16 +494,25 @@ class Explainer:
             result["base_values"] = sq(tf.broadcast_to(tf.constant(self.base_values), [n, self.n_outputs]))
         return result
 
-    def _squeeze_out(self, a, axis=-1):
-        return np.take(a, 0, axis=axis) if self._single else a
-
-    def _common(self, data, out, seconds, **kw):
+    def explanation(self, x, outputs: dict, seconds: float = 0.0) -> Explanation:
+        """The :class:`Explanation` of rows ``x`` [n, d] from their outputs of ``explain_fn`` (or of an
+        exported ``explain`` / ``explain_rows`` signature) as arrays: e.g. batches' outputs concatenated,
+        or shards loaded from disk."""
+        data = np.asarray(x, np.float32)
+        out = {k: np.asarray(v) for k, v in outputs.items()}
         n = len(data)
         return Explanation(
-            data=data, feature_names=list(self.feature_names), output_names=list(self.output_names),
-            method=self.method, model_output=self._squeeze_out(out["fx"]), link=self.link,
-            n_evals=out.get("n_evals", np.full(n, self.n_evals_per_instance, np.int64)), seconds=seconds,
-            target=self._squeeze_out(out["target"]) if "target" in out else None, **kw)
+            values=out["values"], base_values=out["base_values"], data=data,
+            feature_names=list(self.feature_names), output_names=list(self.output_names), method=self.method,
+            model_output=out["model_output"], link=self.link,
+            n_evals=out["n_evals"] if "n_evals" in out else np.full(n, self.n_evals_per_instance, np.int64),
+            seconds=seconds, stderr=out.get("stderr"), target=out.get("target"),
+            **{k: out[k] for k in ("intercept", "score", "local_pred", "contributions") if k in out},
+            **self._extra_fields(data))
+
+    def _extra_fields(self, data) -> dict:
+        """Explanation fields computed on the host from the rows (Lime's readable feature conditions)."""
+        return {}
 
 
 class KernelShap(Explainer):
@@ -693,7 +762,7 @@ class KernelShap(Explainer):
         return tf.unstack(self._keys(seed)[0][0])[: self.sampler.n_keys]
 
     def _explain_chunk(self, keys, rows, x):
-        fx = self._link(self._model_outputs(x))
+        fx = self._link(self.model_outputs(x))
         mask = self._players(x)
         if self.tolerance is not None:
             return self._converge(keys[0], rows, x, fx, mask)
@@ -743,7 +812,7 @@ class KernelShap(Explainer):
             z = tf.reshape(tf.stack([sets, 1.0 - sets], axis=2), [c, 2 * size, d])
             y = self._evaluate(x, Sample(z, None, None))
             w_pair = plan.pair_weights(pair)                                        # [P], 0 for padding
-            a, b, _ = solvers._shapley_design(z, y, v0, fx, mask)
+            a, b, _ = solvers.shapley_design(z, y, v0, fx, mask)
             aw = a * tf.repeat(w_pair, 2)[None, :, None]
             out = {"gram": tf.einsum("cmi,cmj->cij", aw, a), "rhs": tf.einsum("cmi,cmo->cio", aw, b)}
             if boot:  # a complement's projected row is -a: fold each pair into one row
@@ -835,13 +904,6 @@ class KernelShap(Explainer):
         if self.tolerance is not None:
             out["n_evals"] = tf.TensorSpec([None], tf.int64)
         return out
-
-    def _explanation(self, data, out, seconds):
-        base = out["base_values"] if "base_values" in out else np.broadcast_to(
-            self.base_values, (len(data), self.n_outputs)).copy()
-        stderr = self._squeeze_out(out["stderr"]) if self.estimates_stderr else None
-        return self._common(data, out, seconds, values=self._squeeze_out(out["values"]),
-                            base_values=self._squeeze_out(base), stderr=stderr)
 
 
 def lime_statistics(training_data: np.ndarray, categorical_features):
@@ -1004,7 +1066,7 @@ class Lime(Explainer):
     def _explain_chunk(self, keys, rows, x):
         """Perturbations in pieces: generate, evaluate, weight, and add their weighted moments (about
         the instance itself) to running sums; then select features and fit the ridge surrogate."""
-        fx = self._model_outputs(x)
+        fx = self.model_outputs(x)
         x0 = self.sampler.origin(x)
         m, size = self.sampler.n_samples, self._piece
         c, d, o = tf.shape(x)[0], self.n_features, self.n_outputs
@@ -1045,9 +1107,5 @@ class Lime(Explainer):
                 out[:, j] = names[j]
         return out.astype(str)
 
-    def _explanation(self, data, out, seconds):
-        sq = self._squeeze_out
-        return self._common(data, out, seconds, values=sq(out["values"]), base_values=sq(out["intercept"]),
-                            intercept=sq(out["intercept"]), score=sq(out["score"]),
-                            local_pred=sq(out["local_pred"]), contributions=sq(out["contributions"]),
-                            feature_conditions=self.feature_conditions(data))
+    def _extra_fields(self, data) -> dict:
+        return {"feature_conditions": self.feature_conditions(data)}
