@@ -12,12 +12,13 @@ from . import _quiet  # noqa: E402
 
 _quiet.import_tensorflow()
 
-from . import background, metrics  # noqa: E402
+from . import background, datasets, metrics  # noqa: E402
 from .background import BackgroundSummary  # noqa: E402
 from .explainers import Explainer, KernelShap, Lime  # noqa: E402
 from .explanation import Explanation, GlobalImportance  # noqa: E402
+from .datasets import ExplanationShards, load_shards  # noqa: E402
 from .export import export  # noqa: E402
 
-__all__ = ["BackgroundSummary", "Explainer", "Explanation", "GlobalImportance", "KernelShap", "Lime",
-           "background", "export", "metrics"]
+__all__ = ["BackgroundSummary", "Explainer", "Explanation", "ExplanationShards", "GlobalImportance", "KernelShap",
+           "Lime", "background", "datasets", "export", "load_shards", "metrics"]
 __version__ = "0.1.0"

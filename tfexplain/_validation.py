@@ -81,7 +81,8 @@ def as_row_ids(row_ids, n: int, name: str = "row_ids") -> np.ndarray:
         raise ValueError(f"`{name}` must have one id per row: shape ({n},), got {a.shape}.")
     if n and (a.min() < 0 or a.max() >= MAX_ROW_ID):
         bad = int(np.flatnonzero((a < 0) | (a >= MAX_ROW_ID))[0])
-        raise ValueError(f"`{name}` must be in [0, 2**32) (the rows' global indices); got {int(a[bad])} at index {bad}.")
+        raise ValueError(f"`{name}` must be in [0, 2**32) (the rows' global indices); got {int(a[bad])} at "
+                         f"index {bad}.")
     return a.astype(np.int64)
 
 

@@ -16,7 +16,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 import tensorflow as tf
 
-from . import _diagnostics, _random, kernels, solvers
+from . import _diagnostics, _random, datasets, kernels, solvers
 from ._lanes import elementwise, rowwise
 from .background import BackgroundSummary
 from ._validation import as_choice, as_int, as_matrix, as_names, as_row_ids, as_seed, check_columns, frame_columns
@@ -123,6 +123,7 @@ class Explainer:
                                       input_signature=self._signature)
         self._samples_fn = tf.function(functools.partial(self._sample_graph), autograph=False,
                                        input_signature=self._signature)
+        self._replica_fns = {}
 
     def _check_probe(self, y):
         """Model outputs on the probe rows must be finite (probabilities for link="logit")."""
@@ -261,6 +262,21 @@ class Explainer:
         spec = self._output_spec()
         return self._shaped(self._select({k: tf.zeros([0] + list(s.shape[1:]), s.dtype) for k, s in spec.items()}))
 
+    def replica_fn(self, strategy: tf.distribute.Strategy):
+        """``explain_fn`` on every replica of a ``tf.distribute`` strategy: a ``tf.function`` of
+        (x, seed, row_ids), x and row_ids distributed values (one part of the batch per replica), that
+        returns each replica's outputs as distributed values. Traced once per strategy and explainer."""
+        if strategy not in self._replica_fns:
+            fn = self.explain_fn
+
+            def replica(x, seed, rows):  # a plain function: strategy.run would clone a tf.function's signature
+                return fn(x, seed, rows)
+
+            self._replica_fns[strategy] = tf.function(
+                lambda x, seed, rows: strategy.run(replica, args=(x, seed, rows)), autograph=False,
+                reduce_retracing=True)
+        return self._replica_fns[strategy]
+
     @property
     def output_signature(self) -> dict:
         """{name: tf.TensorSpec [None, ...]} of what ``explain_fn`` returns (the exported signatures'
@@ -337,7 +353,16 @@ class Explainer:
         def chunk(e):
             return self._explain_chunk(keys, e["rows"], e["x"])
 
-        return chunked_map(chunk, {"rows": rows, "x": x}, cap, self._output_spec())
+        if cap == 1:  # every chunk is one instance, whatever the batch
+            return chunked_map(chunk, {"rows": rows, "x": x}, cap, self._output_spec())
+        # Chunks hold at least two instances (one row is explained next to a copy of itself): on one
+        # instance TensorFlow's batched matmuls take another kernel, which rounds differently, and a row
+        # would not get the numbers it gets in a larger batch.
+        n = tf.shape(x)[0]
+        pad = tf.maximum(2 - n, 0)
+        out = chunked_map(chunk, {"rows": tf.concat([rows, tf.repeat(rows[-1:], pad, 0)], 0),
+                                  "x": tf.concat([x, tf.repeat(x[-1:], pad, 0)], 0)}, cap, self._output_spec())
+        return {k: v[:n] for k, v in out.items()}
 
     def _evaluate(self, x, sample):
         """Link-space values [c, m, o] of every sample of the instances x [c, d]."""
@@ -409,6 +434,40 @@ class Explainer:
         else:
             rows = as_row_ids(row_ids, len(data))
         return self._explain_rows(data, seed, rows, verbose)
+
+    def explain_dataset(self, data, seed: int = 0, *, batch_size=None, verbose=1, strategy=None, out=None,
+                        shard_size=None):
+        """Explains every row of a dataset, streamed in batches: the values are those of one call on
+        all rows (``explainer(all_rows, seed)``), bit for bit, whatever ``batch_size``, ``strategy`` or
+        interruptions.
+
+        data: a NumPy array / tensor / DataFrame [n, d] (read ``batch_size`` rows at a time), a
+            ``tf.data.Dataset`` of rows ``x`` [d] or batches [b, d] (or of ``(x, y)`` / ``(x, y, w)``
+            tuples: y and w are ignored), or any iterable of batches [b, d] (or of (x, y) tuples). Rows
+            are numbered from 0 in the order they come (their global ids: random streams).
+        seed: as for a call.
+        batch_size: rows per ``explain_fn`` call (across all replicas); default: whole chunks of
+            ``instances_per_chunk`` worth about 2^24 model rows, per replica. Host memory holds one batch
+            of input; device memory is bounded by the explainer's own ``batch_size`` (model rows).
+        verbose: 1 (default) shows a ``keras.utils.Progbar`` of rows done; 0 is silent.
+        strategy: a ``tf.distribute`` strategy, e.g. ``tf.distribute.MirroredStrategy()``: each batch is
+            cut into one contiguous part per replica, explained there, and gathered back in order (same
+            numbers as one device). With ``MultiWorkerMirroredStrategy`` every worker runs the same
+            program on the same data and gets every row's result; with ``out=`` only the chief writes.
+        out: a folder. Results are written as shards of ``shard_size`` rows (``shard-NNNNNN.npz``,
+            plain arrays readable with ``np.load(..., allow_pickle=False)``: the Explanation's fields
+            and ``row_ids``) plus ``manifest.json``, and an :class:`~tfexplain.datasets.ExplanationShards`
+            is returned instead of an Explanation (``.load()``: one Explanation; iterate for one shard
+            at a time). Calling again with the same folder, explainer, seed and sizes resumes: finished
+            shards are checked against their rows (CRC32) and skipped, not recomputed. Host memory holds
+            one shard of results.
+        shard_size: rows per shard with ``out=`` (a multiple of ``batch_size``; default about 65,536).
+
+        Returns an :class:`Explanation` of all rows, or with ``out=`` the shards. Raises ValueError for
+        non-finite explanations (naming the rows of ``data``), as a call does.
+        """
+        return datasets.explain_dataset(self, data, seed, batch_size=batch_size, verbose=verbose, strategy=strategy,
+                               out=out, shard_size=shard_size)
 
     def _progress_step(self, n: int, verbose):
         """Instances per batch when a progress bar is shown, else None."""

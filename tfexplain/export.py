@@ -154,15 +154,15 @@ def export(explainer: Explainer, path, jit_compile: bool = False, *, overwrite: 
         x, row_ids = _checked_inputs(x, seed, row_ids, d)
         return _checked_outputs(explainer.explain_graph(x, seed, row_ids, jit_compile=jit_compile))
 
-    def explain(x, seed):
-        return explain_rows(x, seed, tf.range(tf.shape(x, out_type=tf.int64)[0]))
-
     module = tf.Module()
     module.serve = tf.function(lambda x: {"output_0": explainer.model_fn(x)}, input_signature=[x_spec],
                                autograph=False)
-    module.explain = tf.function(explain, input_signature=[x_spec, seed_spec], autograph=False)
     module.explain_rows = tf.function(explain_rows, input_signature=[x_spec, seed_spec, rows_spec],
                                       autograph=False)
+    # explain numbers the rows of its batch from 0; it calls explain_rows, so the graph is traced once
+    module.explain = tf.function(
+        lambda x, seed: module.explain_rows(x, seed, tf.range(tf.shape(x, out_type=tf.int64)[0])),
+        input_signature=[x_spec, seed_spec], autograph=False)
     module.explain_default_seed = tf.function(lambda x: module.explain(x, tf.constant(0, tf.int64)),
                                               input_signature=[x_spec], autograph=False)
     signatures = {"serving_default": module.serve.get_concrete_function(),
