@@ -12,13 +12,14 @@ from . import _quiet  # noqa: E402
 
 _quiet.import_tensorflow()
 
-from . import background, maskers, metrics  # noqa: E402
+from . import background, datasets, maskers, metrics  # noqa: E402
 from .background import BackgroundSummary  # noqa: E402
 from .explainers import Explainer, KernelShap, Lime  # noqa: E402
 from .explanation import Explanation, GlobalImportance  # noqa: E402
+from .datasets import ExplanationShards, load_shards  # noqa: E402
 from .export import export  # noqa: E402
 from .sage import Sage, SageValues  # noqa: E402
 
-__all__ = ["BackgroundSummary", "Explainer", "Explanation", "GlobalImportance", "KernelShap", "Lime",
-           "Sage", "SageValues", "background", "export", "maskers", "metrics"]
+__all__ = ["BackgroundSummary", "Explainer", "Explanation", "ExplanationShards", "GlobalImportance", "KernelShap",
+           "Lime", "Sage", "SageValues", "background", "datasets", "export", "load_shards", "maskers", "metrics"]
 __version__ = "0.1.0"

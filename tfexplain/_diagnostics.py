@@ -62,7 +62,7 @@ def check_rows(y: np.ndarray, name: str, *, logit: bool, first: bool = False) ->
             f"{_logit_advice()}.")
 
 
-def nonfinite_instances(out: dict, n: int, keys=("values", "fx", "intercept")) -> np.ndarray:
+def nonfinite_instances(out: dict, n: int, keys=("values", "model_output", "base_values")) -> np.ndarray:
     """Indices of the instances whose ``keys`` arrays (values, model output, base value) are not finite."""
     bad = np.zeros(n, bool)
     for key in keys:

@@ -77,6 +77,25 @@ def as_weights(weights, n: int, name: str = "background_weights"):
     return w
 
 
+MAX_ROW_ID = 2**32  # row ids are the 32-bit counters of the rows' random streams
+
+
+def as_row_ids(row_ids, n: int, name: str = "row_ids") -> np.ndarray:
+    """int64 [n]: one global row index per row, each in [0, 2^32)."""
+    if hasattr(row_ids, "numpy"):
+        row_ids = row_ids.numpy()
+    a = np.asarray(row_ids)
+    if a.dtype == bool or not np.issubdtype(a.dtype, np.integer):
+        raise TypeError(f"`{name}` must be integers, got dtype {a.dtype}.")
+    if a.shape != (n,):
+        raise ValueError(f"`{name}` must have one id per row: shape ({n},), got {a.shape}.")
+    if n and (a.min() < 0 or a.max() >= MAX_ROW_ID):
+        bad = int(np.flatnonzero((a < 0) | (a >= MAX_ROW_ID))[0])
+        raise ValueError(f"`{name}` must be in [0, 2**32) (the rows' global indices); got {int(a[bad])} at "
+                         f"index {bad}.")
+    return a.astype(np.int64)
+
+
 def as_choice(value, name: str, choices) -> str:
     if value not in choices:
         raise ValueError(f"`{name}` must be one of {sorted(choices)}, got {value!r}.")

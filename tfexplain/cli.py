@@ -177,7 +177,7 @@ def save_result(exp, path: str) -> None:
         if v.ndim == 2:
             cols, flat = list(exp.feature_names), v
         else:
-            outs = exp._axis_names(v.shape[2])
+            outs = exp.axis_names(v.shape[2])
             cols = [f"{o}/{f}" for o in outs for f in exp.feature_names]
             flat = v.transpose(0, 2, 1).reshape(n, -1)
         base = np.asarray(exp.base_values).reshape(n, -1)

@@ -128,7 +128,7 @@ def model_floor(explainer, jit_compile: bool | None = None):
                  input_signature=[tf.TensorSpec([None, explainer.n_features], tf.float32)])
     def floor(x):
         sample = Sample(tf.zeros([tf.shape(x)[0], n_samples, 0]), None, None)
-        return tf.reduce_sum(evaluate(explainer._model_outputs, masker, x, sample, explainer.batch_size,
+        return tf.reduce_sum(evaluate(explainer.model_outputs, masker, x, sample, explainer.batch_size,
                                       explainer.n_outputs))
 
     return floor

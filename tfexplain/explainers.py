@@ -17,11 +17,11 @@ from typing import NamedTuple, Optional
 import numpy as np
 import tensorflow as tf
 
-from . import _diagnostics, _random, kernels, solvers
+from . import _diagnostics, _random, datasets, kernels, solvers
 from ._lanes import elementwise, rowwise
 from .background import BackgroundSummary
-from ._validation import (as_choice, as_int, as_matrix, as_names, as_seed, as_weights, check_columns,
-                          frame_columns)
+from ._validation import (as_choice, as_int, as_matrix, as_names, as_row_ids, as_seed, as_weights,
+                          check_columns, frame_columns)
 from .evaluation import accumulate_pieces, chunked_map, evaluate
 from .explanation import Explanation
 from .maskers import Masker, Points, Tabular
@@ -102,7 +102,7 @@ class Explainer:
         self._adapter = ModelAdapter(model, masker.probe(), output_key, warn=not jit_compile)
         if jit_compile:
             self._adapter.require_in_graph("`jit_compile=True`")
-        self._model_fn = self._adapter.fn
+        self.model_fn = self._adapter.fn   # the model as TensorFlow ops: rows [r, d] -> its raw output
         n_out, self._squeeze = self._adapter.n_outputs, self._adapter.squeeze
         all_names = as_names(output_names, n_out, "output_names", "output ")
         self.targets, self._single, self._pick = self._resolve_target(target, default_target, n_out, all_names,
@@ -121,10 +121,12 @@ class Explainer:
         # partial objects, not lambdas or methods: TF counts retracing per code object, so explainers
         # sharing one would warn about "retracing" merely for being many.
         self._xla_program = None
+        # the one explain function: calls, datasets, replicas and the exported signatures all run it
         self.explain_fn = tf.function(functools.partial(self.explain_graph), autograph=False,
                                       input_signature=self._signature)
         self._samples_fn = tf.function(functools.partial(self._sample_graph), autograph=False,
                                        input_signature=self._signature)
+        self._replica_fns = {}
 
     def _check_probe(self, y):
         """Model outputs on the probe rows must be finite (probabilities for link="logit")."""
@@ -197,12 +199,13 @@ class Explainer:
     # ---- graph -------------------------------------------------------------------------------
     def _explained_outputs(self, rows):
         """Model on rows -> [rows, o] of the explained outputs, as the model returns them."""
-        out = as_2d(rowwise(self._model_fn, rows), self._squeeze)
+        out = as_2d(rowwise(self.model_fn, rows), self._squeeze)
         return tf.gather(out, tf.constant(self.targets, tf.int32), axis=1)
 
-    def _model_outputs(self, rows):
-        """Model on rows -> [rows, o] of the explained outputs. With link="logit" a row's output outside
-        [0, 1] becomes NaN here, before a masker's mean over background rows could hide it."""
+    def model_outputs(self, rows):
+        """Model on rows [r, d] -> [r, o] of the explained outputs, as TensorFlow ops. With link="logit" a
+        row's output outside [0, 1] becomes NaN here, before a masker's mean over background rows could
+        hide it."""
         out = self._explained_outputs(rows)
         return _diagnostics.nan_outside_unit(out) if self.link == "logit" else out
 
@@ -235,21 +238,77 @@ class Explainer:
 
     def explain_graph(self, x, seed, row_ids, *, jit_compile=None) -> dict:
         """The explain computation as TensorFlow ops: x [n, ...] (the model's input, ``masker.input_spec``),
-        seed int64 [], row_ids int64 [n] (each row's global index: its random stream) -> dict of
-        tensors [n, ...] (``values``, ``fx``,
-        and the method's other fields, e.g. ``stderr``). ``explainer.explain_fn`` is this function as a
-        ``tf.function``; calls, export and datasets all go through it. Traceable inside any
-        ``tf.function``; no checks (the callers check their inputs).
+        seed int64 [], row_ids int64 [n] (each row's global index: its random stream) -> dict of tensors [n, ...] named and shaped like
+        the :class:`Explanation`'s fields (``output_signature``: ``values``, ``base_values``,
+        ``model_output``, ``stderr`` where the method estimates it, ``n_evals`` with ``tolerance=``,
+        Lime's ``intercept`` / ``score`` / ``local_pred`` / ``contributions``, ``target`` for a per-row
+        target). An empty ``x`` gives empty outputs. ``explainer.explain_fn`` is this function as a
+        ``tf.function``: calls, datasets, replicas and export all go through it. Traceable inside any
+        ``tf.function`` (or ``strategy.run``); no checks (the callers check their inputs).
+
+        A row's outputs depend on (x row, seed, row id) only: any batching of rows with their ids gives
+        the numbers of one call, bit for bit.
 
         With XLA (``jit_compile``, default: the explainer's), the instances run in chunks of
         ``instances_per_chunk`` through one XLA program of a fixed shape, and the rows left over one at
         a time through a second: XLA compiles at most two programs per explainer, whatever the batch
         sizes (``explainer.compilations``)."""
         jit = self.jit_compile if jit_compile is None else jit_compile
-        x = self.masker.flatten(x, row_ids)   # [n, D]: the graph works on flattened instances
-        if not jit:
-            return self._select(self._graph(x, seed, row_ids))
-        return self._select(self._xla_chunks(x, seed, row_ids))
+
+        def compute():
+            flat = self.masker.flatten(x, row_ids)   # [n, D]: the graph works on flattened instances
+            raw = self._xla_chunks(flat, seed, row_ids) if jit else self._graph(flat, seed, row_ids)
+            return self._shaped(self._select(raw))
+
+        return tf.cond(tf.shape(x)[0] > 0, compute, self._empty_outputs)
+
+    def _empty_outputs(self):
+        """The outputs of an empty batch: zero rows, the names, shapes and dtypes of a full call."""
+        spec = self._output_spec()
+        return self._shaped(self._select({k: tf.zeros([0] + list(s.shape[1:]), s.dtype) for k, s in spec.items()}))
+
+    def replica_fn(self, strategy: tf.distribute.Strategy):
+        """``explain_fn`` on every replica of a ``tf.distribute`` strategy: a ``tf.function`` of
+        (x, seed, row_ids), x and row_ids distributed values (one part of the batch per replica), that
+        returns each replica's outputs as distributed values. Traced once per strategy and explainer."""
+        if strategy not in self._replica_fns:
+            fn = self.explain_fn
+
+            def replica(x, seed, rows):  # a plain function: strategy.run would clone a tf.function's signature
+                return fn(x, seed, rows)
+
+            self._replica_fns[strategy] = tf.function(
+                lambda x, seed, rows: strategy.run(replica, args=(x, seed, rows)), autograph=False,
+                reduce_retracing=True)
+        return self._replica_fns[strategy]
+
+    @property
+    def output_signature(self) -> dict:
+        """{name: tf.TensorSpec [None, ...]} of what ``explain_fn`` returns (the exported signatures'
+        outputs)."""
+        with tf.Graph().as_default():
+            out = self._empty_outputs()
+        return {k: tf.TensorSpec([None] + v.shape[1:].as_list(), v.dtype, name=k) for k, v in out.items()}
+
+    @property
+    def columns(self):
+        """The DataFrame columns the explainer was built from (an ``x`` frame must have them), or None."""
+        return self._columns
+
+    @property
+    def in_graph(self) -> bool:
+        """Whether the model runs as TensorFlow ops (False: through ``tf.numpy_function``, which neither
+        XLA nor a SavedModel can hold)."""
+        return self._adapter.in_graph
+
+    def require_in_graph(self, what: str) -> None:
+        """Raises ValueError, naming ``what`` needs it, unless the model runs as TensorFlow ops."""
+        self._adapter.require_in_graph(what)
+
+    @property
+    def scalar_output(self) -> bool:
+        """Whether the model returns one value per row ([rows], not [rows, outputs])."""
+        return self._squeeze
 
     def _chunk_program(self, x, seed, rows):
         """One chunk of instances, as the XLA program compiles it."""
@@ -258,7 +317,7 @@ class Explainer:
 
     def _xla_chunks(self, x, seed, rows):
         if self._xla_program is None:
-            self._adapter.require_in_graph("`jit_compile=True`")
+            self.require_in_graph("`jit_compile=True`")
             self._xla_program = tf.function(functools.partial(self._chunk_program), jit_compile=True,
                                             autograph=False)
         size, d = self.instances_per_chunk, x.shape[1]
@@ -290,7 +349,7 @@ class Explainer:
     def _compiled_graph(self, jit_compile, x, seed, rows):
         """The explain graph, traced for XLA when ``jit_compile`` (see ``solvers.compiled_solves``)."""
         with solvers.compiled_solves(jit_compile):
-            return self._select(self._graph(self.masker.flatten(x, rows), seed, rows))
+            return self._shaped(self._select(self._graph(self.masker.flatten(x, rows), seed, rows)))
 
     def _graph(self, x, seed, rows):
         keys = self._keys(seed)
@@ -299,11 +358,20 @@ class Explainer:
         def chunk(e):
             return self._explain_chunk(keys, e["rows"], e["x"])
 
-        return chunked_map(chunk, {"rows": rows, "x": x}, cap, self._output_spec())
+        if cap == 1:  # every chunk is one instance, whatever the batch
+            return chunked_map(chunk, {"rows": rows, "x": x}, cap, self._output_spec())
+        # Chunks hold at least two instances (one row is explained next to a copy of itself): on one
+        # instance TensorFlow's batched matmuls take another kernel, which rounds differently, and a row
+        # would not get the numbers it gets in a larger batch.
+        n = tf.shape(x)[0]
+        pad = tf.maximum(2 - n, 0)
+        out = chunked_map(chunk, {"rows": tf.concat([rows, tf.repeat(rows[-1:], pad, 0)], 0),
+                                  "x": tf.concat([x, tf.repeat(x[-1:], pad, 0)], 0)}, cap, self._output_spec())
+        return {k: v[:n] for k, v in out.items()}
 
     def _evaluate(self, x, sample):
         """Link-space values [c, m, o] of every sample of the instances x [c, D] (flattened)."""
-        return self._link(evaluate(self._model_outputs, self.masker, x, sample, self.batch_size, self.n_outputs))
+        return self._link(evaluate(self.model_outputs, self.masker, x, sample, self.batch_size, self.n_outputs))
 
     def _origin(self, x):
         """The instances' own representation for the similarity kernel (None: not needed)."""
@@ -342,14 +410,17 @@ class Explainer:
         raise NotImplementedError
 
     # ---- boundary ------------------------------------------------------------------------------
-    def __call__(self, x, seed: int = 0, *, row_offset: int = 0, verbose="auto") -> Explanation:
+    def __call__(self, x, seed: int = 0, *, row_offset: int = 0, row_ids=None, verbose="auto") -> Explanation:
         """Explains the rows of ``x`` [n, d] (or one row [d]).
 
         x: array, tensor or pandas DataFrame; a frame's columns must equal the explainer's (its
             background / training frame's, in order) when the explainer was built from a frame.
         seed: int; row i's random stream depends on (seed, row_offset + i) only, so a dataset
             explained in any batching gives the same numbers as in one call.
-        row_offset: global index of x's first row (for explaining a dataset in batches).
+        row_offset: global index of x's first row (for explaining a dataset in batches; see also
+            :meth:`explain_dataset`).
+        row_ids: instead of ``row_offset``, each row's global index (n integers in [0, 2^32)): row i
+            is explained with the random stream of row ``row_ids[i]``.
         verbose: "auto" (default) shows a progress bar (``keras.utils.Progbar``) when the call evaluates
             at least ``PROGRESS_ROWS`` (2^25) model rows in all; 1 / True always, 0 / False never. With a
             bar, the rows are explained in batches of instances (same numbers: see ``seed``).
@@ -362,9 +433,49 @@ class Explainer:
             check_columns(x, self._columns)
         data = self.masker.check(x, "x")
         seed = as_seed(seed)
-        rows = _row_ids(len(data), as_int(row_offset, "row_offset", minimum=0))
+        offset = as_int(row_offset, "row_offset", minimum=0)
+        if row_ids is None:
+            rows = _row_ids(len(data), offset)
+        elif offset:
+            raise ValueError("pass either `row_offset` or `row_ids`, not both.")
+        else:
+            rows = as_row_ids(row_ids, len(data))
         self.masker.check_rows(rows)
-        return self._run(data, seed, rows, verbose)
+        return self._explain_rows(data, seed, rows, verbose)
+
+    def explain_dataset(self, data, seed: int = 0, *, batch_size=None, verbose=1, strategy=None, out=None,
+                        shard_size=None):
+        """Explains every row of a dataset, streamed in batches: the values are those of one call on
+        all rows (``explainer(all_rows, seed)``), bit for bit, whatever ``batch_size``, ``strategy`` or
+        interruptions.
+
+        data: a NumPy array / tensor / DataFrame [n, d] (read ``batch_size`` rows at a time), a
+            ``tf.data.Dataset`` of rows ``x`` [d] or batches [b, d] (or of ``(x, y)`` / ``(x, y, w)``
+            tuples: y and w are ignored), or any iterable of batches [b, d] (or of (x, y) tuples). Rows
+            are numbered from 0 in the order they come (their global ids: random streams).
+        seed: as for a call.
+        batch_size: rows per ``explain_fn`` call (across all replicas); default: whole chunks of
+            ``instances_per_chunk`` worth about 2^24 model rows, per replica. Host memory holds one batch
+            of input; device memory is bounded by the explainer's own ``batch_size`` (model rows).
+        verbose: 1 (default) shows a ``keras.utils.Progbar`` of rows done; 0 is silent.
+        strategy: a ``tf.distribute`` strategy, e.g. ``tf.distribute.MirroredStrategy()``: each batch is
+            cut into one contiguous part per replica, explained there, and gathered back in order (same
+            numbers as one device). With ``MultiWorkerMirroredStrategy`` every worker runs the same
+            program on the same data and gets every row's result; with ``out=`` only the chief writes.
+        out: a folder. Results are written as shards of ``shard_size`` rows (``shard-NNNNNN.npz``,
+            plain arrays readable with ``np.load(..., allow_pickle=False)``: the Explanation's fields
+            and ``row_ids``) plus ``manifest.json``, and an :class:`~tfexplain.datasets.ExplanationShards`
+            is returned instead of an Explanation (``.load()``: one Explanation; iterate for one shard
+            at a time). Calling again with the same folder, explainer, seed and sizes resumes: finished
+            shards are checked against their rows (CRC32) and skipped, not recomputed. Host memory holds
+            one shard of results.
+        shard_size: rows per shard with ``out=`` (a multiple of ``batch_size``; default about 65,536).
+
+        Returns an :class:`Explanation` of all rows, or with ``out=`` the shards. Raises ValueError for
+        non-finite explanations (naming the rows of ``data``), as a call does.
+        """
+        return datasets.explain_dataset(self, data, seed, batch_size=batch_size, verbose=verbose, strategy=strategy,
+                               out=out, shard_size=shard_size)
 
     def _progress_step(self, n: int, verbose):
         """Instances per batch when a progress bar is shown, else None."""
@@ -380,10 +491,11 @@ class Explainer:
         return chunk * -(-per_update // chunk)
 
     def _call_graph(self, data, seed, rows) -> dict:
+        """One call of ``explain_fn`` on validated rows, as numpy."""
         out = self.explain_fn(tf.constant(data), tf.constant(seed, tf.int64), tf.constant(rows, tf.int64))
         return {k: v.numpy() for k, v in out.items()}
 
-    def _run(self, data: np.ndarray, seed: int, rows, verbose=0) -> Explanation:
+    def _explain_rows(self, data: np.ndarray, seed: int, rows, verbose=0) -> Explanation:
         """Explains validated rows ``data`` whose random streams are the global row ids ``rows``, in
         one graph call, or in batches of instances with a progress bar (see ``__call__``'s verbose).
 
@@ -402,10 +514,16 @@ class Explainer:
                 bar.update(min(len(data), i + step))
             out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
         seconds = time.perf_counter() - start
-        bad = _diagnostics.nonfinite_instances(out, len(data))
+        self.check_outputs(data, seed, rows, out)
+        return self.explanation(data, out, seconds)
+
+    def check_outputs(self, x, seed: int, row_ids, outputs: dict) -> None:
+        """Raises ValueError when the explanations ``outputs`` (``explain_fn``'s, as arrays) of rows ``x``
+        [n, d] with ids ``row_ids`` and ``seed`` are not finite: re-evaluates the failing instances' rows
+        to say on how many the model gave NaN / Inf (or, with link="logit", a value outside [0, 1])."""
+        bad = _diagnostics.nonfinite_instances(outputs, len(x))
         if bad.size:  # only on failure: re-evaluate the failing instances' rows to say what went wrong
-            _diagnostics.raise_for_nonfinite(self, data, seed, np.asarray(rows), bad, self._explained_outputs)
-        return self._explanation(data, out, seconds)
+            _diagnostics.raise_for_nonfinite(self, x, seed, np.asarray(row_ids), bad, self._explained_outputs)
 
     @property
     def tracing_count(self) -> int:
@@ -422,8 +540,8 @@ class Explainer:
     def n_evals_per_instance(self) -> int:
         return self.sampler.n_samples * self.masker.rows_per_sample + 1
 
-    def _signature_outputs(self, out):
-        """Graph outputs renamed and shaped like the Explanation's fields (for exported signatures)."""
+    def _shaped(self, out):
+        """Graph outputs of the explained outputs -> named and shaped like the Explanation's fields."""
         sq = (lambda t: t[..., 0]) if self._single else (lambda t: t)
         result = {"values": sq(out["values"]), "model_output": sq(out["fx"])}
         if "stderr" in out and self.estimates_stderr:
@@ -445,17 +563,27 @@ class Explainer:
             result[key] = out[key]
         return result
 
-    def _squeeze_out(self, a, axis=-1):
-        return np.take(a, 0, axis=axis) if self._single else a
-
-    def _common(self, data, out, seconds, **kw):
+    def explanation(self, x, outputs: dict, seconds: float = 0.0) -> Explanation:
+        """The :class:`Explanation` of rows ``x`` [n, d] from their outputs of ``explain_fn`` (or of an
+        exported ``explain`` / ``explain_rows`` signature) as arrays: e.g. batches' outputs concatenated,
+        or shards loaded from disk."""
+        data = np.asarray(x)
+        if data.dtype.kind == "f":   # numbers as the model saw them; token ids and strings as they are
+            data = data.astype(np.float32)
+        out = {k: np.asarray(v) for k, v in outputs.items()}
         n = len(data)
         return Explanation(
-            data=data, feature_names=list(self.feature_names), output_names=list(self.output_names),
-            method=self.method, model_output=self._squeeze_out(out["fx"]), link=self.link,
-            n_evals=out.get("n_evals", np.full(n, self.n_evals_per_instance, np.int64)), seconds=seconds,
-            target=self._squeeze_out(out["target"]) if "target" in out else None,
-            **self.masker.explanation_fields(data, out), **kw)
+            values=out["values"], base_values=out["base_values"], data=data,
+            feature_names=list(self.feature_names), output_names=list(self.output_names), method=self.method,
+            model_output=out["model_output"], link=self.link,
+            n_evals=out["n_evals"] if "n_evals" in out else np.full(n, self.n_evals_per_instance, np.int64),
+            seconds=seconds, stderr=out.get("stderr"), target=out.get("target"),
+            **{k: out[k] for k in ("intercept", "score", "local_pred", "contributions") if k in out},
+            **self.masker.explanation_fields(data, out), **self._extra_fields(data))
+
+    def _extra_fields(self, data) -> dict:
+        """Explanation fields computed on the host from the rows (Lime's readable feature conditions)."""
+        return {}
 
 
 class KernelShap(Explainer):
@@ -691,7 +819,7 @@ class KernelShap(Explainer):
         if self.base_values is not None:
             return tf.constant(self.base_values)
         z = tf.zeros([tf.shape(x)[0], self.n_features], tf.float32)
-        return self._link(self.masker.reduce(self._model_outputs(self.masker.inputs(x, z))))
+        return self._link(self.masker.reduce(self.model_outputs(self.masker.inputs(x, z))))
 
     def _draw_bootstrap_stderr(self, sample, y, v0, fx, key, rows, mask):
         """sampler="kernel": the bootstrap resamples each instance's candidate draws
@@ -715,7 +843,7 @@ class KernelShap(Explainer):
         return tf.unstack(self._keys(seed)[0][0])[: self.sampler.n_keys]
 
     def _explain_chunk(self, keys, rows, x):
-        fx = self._link(self._model_outputs(self.masker.instances(x)))
+        fx = self._link(self.model_outputs(self.masker.instances(x)))
         mask = self.masker.players(x)
         v0 = self._empty_value(x)
         if self.tolerance is not None:
@@ -768,7 +896,7 @@ class KernelShap(Explainer):
             z = tf.reshape(tf.stack([sets, 1.0 - sets], axis=2), [c, 2 * size, d])
             y = self._evaluate(x, Sample(z, None, None))
             w_pair = plan.pair_weights(pair)                                        # [P], 0 for padding
-            a, b, _ = solvers._shapley_design(z, y, v0, fx, mask)
+            a, b, _ = solvers.shapley_design(z, y, v0, fx, mask)
             aw = a * tf.repeat(w_pair, 2)[None, :, None]
             out = {"gram": tf.einsum("cmi,cmj->cij", aw, a), "rhs": tf.einsum("cmi,cmo->cio", aw, b)}
             if boot:  # a complement's projected row is -a: fold each pair into one row
@@ -862,13 +990,6 @@ class KernelShap(Explainer):
             out["base_values"] = tf.TensorSpec([None, o], tf.float32)
         out.update(self.masker.extras_spec())
         return out
-
-    def _explanation(self, data, out, seconds):
-        base = out["base_values"] if "base_values" in out else np.broadcast_to(
-            self.base_values, (len(data), self.n_outputs)).copy()
-        stderr = self._squeeze_out(out["stderr"]) if self.estimates_stderr else None
-        return self._common(data, out, seconds, values=self._squeeze_out(out["values"]),
-                            base_values=self._squeeze_out(base), stderr=stderr)
 
 
 def _real(value, name):
@@ -1111,7 +1232,7 @@ class Lime(Explainer):
     def _explain_chunk(self, keys, rows, x):
         """Perturbations in pieces: generate, evaluate, weight, and add their weighted moments (about
         the instance itself) to running sums; then select features and fit the ridge surrogate."""
-        fx = self._model_outputs(self.masker.instances(x))
+        fx = self.model_outputs(self.masker.instances(x))
         x0 = self.sampler.origin(x)
         m, size = self.sampler.n_samples, self._piece
         c, d, o = tf.shape(x)[0], self.n_features, self.n_outputs
@@ -1152,9 +1273,5 @@ class Lime(Explainer):
                 out[:, j] = names[j]
         return out.astype(str)
 
-    def _explanation(self, data, out, seconds):
-        sq = self._squeeze_out
-        return self._common(data, out, seconds, values=sq(out["values"]), base_values=sq(out["intercept"]),
-                            intercept=sq(out["intercept"]), score=sq(out["score"]),
-                            local_pred=sq(out["local_pred"]), contributions=sq(out["contributions"]),
-                            feature_conditions=self.feature_conditions(data) if self.tabular else None)
+    def _extra_fields(self, data) -> dict:
+        return {"feature_conditions": self.feature_conditions(data)} if self.tabular else {}

@@ -161,7 +161,9 @@ class Explanation:
     def _top(self, row, k, output):
         return np.argsort(-np.abs(self._column(self.values, row, output)), kind="stable")[:k]
 
-    def _output_name(self, row, output):
+    def output_name(self, row: int = 0, output: int = 0) -> str:
+        """Name of the output explained in row ``row``'s ``values[..., output]`` (the row's own class
+        with ``target="predicted"`` / ``top_labels``)."""
         if self.target is None:
             return self.output_names[min(output, len(self.output_names) - 1)]
         t = np.asarray(self.target)[row]
@@ -193,7 +195,7 @@ class Explanation:
             base = np.ravel(self.base_values[i])
             out = np.ravel(self.model_output[i])
             o = min(output, np.ravel(self.values[i, 0]).size - 1)
-            head = (f"row {i}: {self.method} of {self._output_name(i, o)}  f(x)={out[min(o, len(out) - 1)]:.4f}  "
+            head = (f"row {i}: {self.method} of {self.output_name(i, o)}  f(x)={out[min(o, len(out) - 1)]:.4f}  "
                     f"base={base[min(o, len(base) - 1)]:.4f}")
             if self.score is not None:
                 head += f"  R2={np.ravel(self.score[i])[o]:.3f}"
@@ -313,7 +315,7 @@ class Explanation:
         if format == "wide":
             if v.ndim == 2:
                 return pd.DataFrame(v, columns=list(self.feature_names))
-            outs = self._axis_names(v.shape[2])
+            outs = self.axis_names(v.shape[2])
             cols = pd.MultiIndex.from_tuples([(o, f) for o in outs for f in self.feature_names],
                                              names=["output", "feature"])
             return pd.DataFrame(v.transpose(0, 2, 1).reshape(n, -1), columns=cols)
@@ -326,7 +328,7 @@ class Explanation:
         frame = {"row": np.repeat(np.arange(n), d * o), "feature": np.tile(np.repeat(self.feature_names, o), n)}
         if v.ndim == 3 or self.target is not None:
             names = np.asarray(self.explained_output_names if self.target is not None else
-                               [self._axis_names(o)] * n, dtype=object).reshape(n, 1, o)
+                               [self.axis_names(o)] * n, dtype=object).reshape(n, 1, o)
             frame["output"] = np.broadcast_to(names, (n, d, o)).reshape(-1)
         frame["value"] = flat(v)
         frame["data"] = np.repeat(np.asarray(self.data).reshape(-1), o)
@@ -336,7 +338,9 @@ class Explanation:
             frame["contribution"] = flat(self.contributions)
         return pd.DataFrame(frame)
 
-    def _axis_names(self, o):
+    def axis_names(self, o: int) -> list:
+        """Names of the entries of values' last axis of size ``o``: the output names, or "top 1", ...
+        when each row explains its own outputs."""
         return list(self.output_names) if self.target is None and len(self.output_names) == o else \
             [f"top {i + 1}" for i in range(o)]
 

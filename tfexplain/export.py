@@ -9,6 +9,7 @@ import tempfile
 
 import tensorflow as tf
 
+from ._validation import MAX_ROW_ID
 from .explainers import Explainer
 
 
@@ -53,7 +54,6 @@ def _save_replacing(module, path: str, signatures) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-MAX_ROW_ID = 2**32  # row ids are 32-bit counters of the random streams
 
 
 def _checked_inputs(x, seed, row_ids, d: int):
@@ -90,13 +90,6 @@ def _checked_inputs(x, seed, row_ids, d: int):
              where, "value", tf.gather(row_ids, where)]))
     with tf.control_dependencies(checks):
         return tf.identity(x), tf.identity(row_ids)
-
-
-def _empty_outputs(explainer: Explainer):
-    """The signature's outputs for an empty batch: zero rows, the shapes and dtypes of a full call."""
-    spec = explainer._output_spec()
-    return explainer._signature_outputs(explainer._select(
-        {k: tf.zeros([0] + list(s.shape[1:]), s.dtype) for k, s in spec.items()}))
 
 
 def _checked_outputs(out: dict) -> dict:
@@ -151,7 +144,7 @@ def export(explainer: Explainer, path, jit_compile: bool = False, *, overwrite: 
         raise TypeError(f"`jit_compile` must be a bool, got {type(jit_compile).__name__}.")
     if not isinstance(overwrite, bool):
         raise TypeError(f"`overwrite` must be a bool, got {type(overwrite).__name__}.")
-    explainer._adapter.require_in_graph("`tfexplain.export`")
+    explainer.require_in_graph("`tfexplain.export`")
     path = os.fspath(path)
     replace = _check_target(path, overwrite)
     d = explainer.n_features
@@ -160,28 +153,21 @@ def export(explainer: Explainer, path, jit_compile: bool = False, *, overwrite: 
     seed_spec = tf.TensorSpec([], tf.int64, name="seed")
     rows_spec = tf.TensorSpec([None], tf.int64, name="row_ids")
 
-    def compute(x, seed, rows):
-        return explainer._signature_outputs(explainer.explain_graph(x, seed, rows, jit_compile=jit_compile))
-
-    # The explain graph (with jit_compile, fixed-size chunks through one XLA program) is called from a
-    # plain function holding the checks: asserts and the empty-batch branch cannot live inside an XLA
-    # cluster.
-    inner = tf.function(compute, autograph=False)
-
+    # explain_graph handles an empty batch (a tf.cond), and with jit_compile runs fixed-size chunks
+    # through one XLA program inside: the checks stay outside any XLA cluster.
     def explain_rows(x, seed, row_ids):
         x, row_ids = _checked_inputs(x, seed, row_ids, d)
-        out = tf.cond(tf.shape(x)[0] > 0, lambda: inner(x, seed, row_ids), lambda: _empty_outputs(explainer))
-        return _checked_outputs(out)
-
-    def explain(x, seed):
-        return explain_rows(x, seed, tf.range(tf.shape(x, out_type=tf.int64)[0]))
+        return _checked_outputs(explainer.explain_graph(x, seed, row_ids, jit_compile=jit_compile))
 
     module = tf.Module()
-    module.serve = tf.function(lambda x: {"output_0": explainer._model_fn(x)}, input_signature=[x_spec],
+    module.serve = tf.function(lambda x: {"output_0": explainer.model_fn(x)}, input_signature=[x_spec],
                                autograph=False)
-    module.explain = tf.function(explain, input_signature=[x_spec, seed_spec], autograph=False)
     module.explain_rows = tf.function(explain_rows, input_signature=[x_spec, seed_spec, rows_spec],
                                       autograph=False)
+    # explain numbers the rows of its batch from 0; it calls explain_rows, so the graph is traced once
+    module.explain = tf.function(
+        lambda x, seed: module.explain_rows(x, seed, tf.range(tf.shape(x, out_type=tf.int64)[0])),
+        input_signature=[x_spec, seed_spec], autograph=False)
     module.explain_default_seed = tf.function(lambda x: module.explain(x, tf.constant(0, tf.int64)),
                                               input_signature=[x_spec], autograph=False)
     signatures = {"serving_default": module.serve.get_concrete_function(),

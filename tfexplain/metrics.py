@@ -291,8 +291,8 @@ def max_sensitivity(explainer, x, *, radius=None, n_samples=10, seed=0, output: 
     u = _uniforms("sensitivity", seed, n, (runs, d))
     perturbed = (data[:, None, :] + (2 * u - 1) * r).reshape(-1, d).astype(np.float32)
     rows = np.repeat(np.arange(n, dtype=np.int64), runs)
-    base = explainer._run(data, seed, np.arange(n, dtype=np.int64)).attributions
-    moved = explainer._run(perturbed, seed, rows).attributions
+    base = explainer(data, seed, verbose=0).attributions
+    moved = explainer(perturbed, seed, row_ids=rows, verbose=0).attributions
     if base.ndim == 3:
         base, moved = base[..., output], moved[..., output]
     moved = moved.reshape(n, runs, d)

@@ -221,6 +221,6 @@ def lime_bars(exp, max_display: int = 10, *, row: int | None = None, output: int
     ax.barh(ys, vals, color=[GREEN if v > 0 else LIME_RED for v in vals], height=0.6)
     ax.set_yticks(ys, [f"{e.feature_names[j]} = {e.data[0, j]:.4g}" for j in order])
     ax.axvline(0, color="#333333", lw=0.8)
-    ax.set_title(f"Local explanation for {e._output_name(0, output)}")
+    ax.set_title(f"Local explanation for {e.output_name(0, output)}")
     ax.set_xlabel(_value_label(exp))
     return _finish(fig, show)

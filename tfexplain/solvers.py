@@ -78,7 +78,7 @@ def _per_sample(v0):
     return v0[:, None, :] if v0.shape.rank == 2 else v0
 
 
-def _shapley_design(z, y, v0, v1, mask=None):
+def shapley_design(z, y, v0, v1, mask=None):
     """Projected design of the constrained Shapley regression (float64): a = Z P (rows centred),
     b = y - v0 - |S| (v1 - v0) / d, and delta = v1 - v0. With ``mask`` [c, d] (1 for the players
     that can change the output) the regression runs over the masked players only: d is their number,
@@ -112,7 +112,7 @@ def shapley_normal_equations(z, y, weights, v0, v1, mask=None):
     """(A^T W A + 11^T/d, A^T W b) of :func:`shapley_wls`; sums of these over independent rounds
     give the pooled estimate (add :func:`constraint_term` once: here it is included)."""
     d = z.shape[-1]
-    a, b, _ = _shapley_design(z, y, v0, v1, mask)
+    a, b, _ = shapley_design(z, y, v0, v1, mask)
     w = tf.broadcast_to(tf.cast(weights, _F64), tf.shape(a)[:2])
     aw = a * w[..., None]
     return tf.einsum("cmi,cmj->cij", aw, a) + constraint_term(mask, d), tf.einsum("cmi,cmo->cio", aw, b)
@@ -268,7 +268,7 @@ def shapley_bootstrap_stderr(z, y, weights, v0, v1, multipliers, pair_ids, mask=
     d = z.shape[-1]
     if d == 1:
         return tf.zeros([tf.shape(z)[0], 1, y.shape[-1]], tf.float32)
-    a, b, delta = _shapley_design(z, y, v0, v1, mask)
+    a, b, delta = shapley_design(z, y, v0, v1, mask)
     a, b, w, units = fold_complements(a, b, weights, pair_ids)
     gram, rhs = replicate_normal_equations(a, b, w, tf.gather(multipliers, units, axis=-1))
     term = constraint_term(mask, d)
@@ -379,7 +379,7 @@ def shapley_bootstrap_stderr_weighted(z, y, replicate_weights, v0, v1, mask=None
     d = z.shape[-1]
     if d == 1:
         return tf.zeros([tf.shape(z)[0], 1, y.shape[-1]], tf.float32)
-    a, b, delta = _shapley_design(z, y, v0, v1, mask)
+    a, b, delta = shapley_design(z, y, v0, v1, mask)
     w = tf.cast(replicate_weights, _F64)
     w = tf.where(w > 0, w, tf.zeros_like(w))                           # negative or NaN weights: none
     aw = a[:, None] * w[..., None]                                      # [c, B, m, d]

@@ -77,7 +77,7 @@ class KernelExplainer:
         self._cache = ExplainerCache()
         self._l1_warned = False
         first = self._explainer("auto")
-        self._squeeze = first._adapter.squeeze
+        self._squeeze = first.scalar_output
         base = np.asarray(first.base_values, np.float64)
         self.expected_value = float(base[0]) if self._squeeze else base
         self.fnull = self.expected_value
@@ -166,7 +166,7 @@ class Explainer:
 
         explainer = self._cache.get(self.model, (exact, budget), build)
         exp = explainer(x, seed=next_seed(self.random_state))
-        if explainer._adapter.squeeze:
+        if explainer.scalar_output:
             return exp
         from dataclasses import replace
         return replace(exp, values=_shaped(exp.values, False),

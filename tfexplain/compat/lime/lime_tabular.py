@@ -115,7 +115,7 @@ class LimeTabularExplainer:
         prediction = np.ravel(out.model_output)
         names, printed = self._names(lime, row)
         if self.mode == "classification":
-            if lime._adapter.squeeze:
+            if lime.scalar_output:
                 raise NotImplementedError("LIME does not currently support classifier models without probability "
                                           "scores (the model returns one value per row).")
             class_names = ([str(i) for i in range(len(prediction))] if self.class_names is None
