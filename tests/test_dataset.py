@@ -166,9 +166,14 @@ def test_explain_dataset_equals_one_call_for_any_batch_size_and_source(name, exp
         "batched dataset": lambda: tf.data.Dataset.from_tensor_slices(data).batch(6),
         "iterator": lambda: _blocks(data, [5, 1, 9, 8]),
     }
+    try:
+        import pandas as pd
+        sources["DataFrame"] = lambda: pd.DataFrame(data, columns=[f"x{j}" for j in range(D)])
+    except ImportError:
+        pass
     for source, make in sources.items():
         for batch_size in (1, 4, 7, 64):
-            if source != "array" and batch_size in (1, 64):
+            if source not in ("array", "DataFrame") and batch_size in (1, 64):
                 continue
             got = explainer.explain_dataset(make(), seed=5, batch_size=batch_size, verbose=0)
             assert_same(got, exp)

@@ -25,8 +25,9 @@ from .explanation import Explanation
 
 MANIFEST = "manifest.json"
 FORMAT = "tfexplain.shards/1"
-WORK_PER_BATCH = 2**24   # default batch: whole chunks of instances worth about this many model rows
-ROWS_PER_SHARD = 2**16   # default shard: about this many rows (whole batches)
+WORK_PER_BATCH = 2**22   # default batch: whole chunks of instances worth about this many model rows,
+MAX_BATCH_ROWS = 2**13   # and at most this many rows (unless one chunk is more)
+ROWS_PER_SHARD = 2**14   # default shard: about this many rows (whole batches)
 _BLOCK = 4096            # rows read at a time from an array or a dataset of rows
 _ARRAYS = [f.name for f in fields(Explanation) if f.name in (
     "values", "base_values", "data", "model_output", "n_evals", "stderr", "intercept", "score", "local_pred",
@@ -273,10 +274,12 @@ def load_shards(path) -> ExplanationShards:
 
 # ---- the loop -------------------------------------------------------------------------------------
 def default_batch_size(explainer, replicas: int = 1) -> int:
-    """Whole chunks of ``instances_per_chunk`` instances worth about 2^24 model rows, per replica."""
+    """Whole chunks of ``instances_per_chunk`` instances worth about 2^22 model rows and at most 8,192
+    rows (or one chunk), per replica."""
     chunk = explainer.instances_per_chunk
     work = explainer.n_evals_per_instance * getattr(explainer, "max_rounds", 1)
-    return replicas * chunk * max(1, (WORK_PER_BATCH // max(1, work)) // chunk)
+    rows = min(WORK_PER_BATCH // max(1, work), MAX_BATCH_ROWS)
+    return replicas * chunk * max(1, rows // chunk)
 
 
 def explain_dataset(explainer, data, seed=0, *, batch_size=None, verbose=1, strategy=None, out=None,

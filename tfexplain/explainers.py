@@ -455,8 +455,11 @@ class Explainer:
             are numbered from 0 in the order they come (their global ids: random streams).
         seed: as for a call.
         batch_size: rows per ``explain_fn`` call (across all replicas); default: whole chunks of
-            ``instances_per_chunk`` worth about 2^24 model rows, per replica. Host memory holds one batch
-            of input; device memory is bounded by the explainer's own ``batch_size`` (model rows).
+            ``instances_per_chunk`` worth about 2^22 model rows and at most 8,192 rows, per replica.
+            Host memory holds one batch of input; device memory is bounded by the explainer's own
+            ``batch_size`` (model rows). With ``jit_compile=True``, a multiple of
+            ``instances_per_chunk`` (as the default) keeps the values bit-identical to one call (else
+            the same to float rounding: XLA's full-chunk and leftover programs round differently).
         verbose: 1 (default) shows a ``keras.utils.Progbar`` of rows done; 0 is silent.
         strategy: a ``tf.distribute`` strategy, e.g. ``tf.distribute.MirroredStrategy()``: each batch is
             cut into one contiguous part per replica, explained there, and gathered back in order (same
@@ -469,7 +472,7 @@ class Explainer:
             at a time). Calling again with the same folder, explainer, seed and sizes resumes: finished
             shards are checked against their rows (CRC32) and skipped, not recomputed. Host memory holds
             one shard of results.
-        shard_size: rows per shard with ``out=`` (a multiple of ``batch_size``; default about 65,536).
+        shard_size: rows per shard with ``out=`` (a multiple of ``batch_size``; default about 16,384).
 
         Returns an :class:`Explanation` of all rows, or with ``out=`` the shards. Raises ValueError for
         non-finite explanations (naming the rows of ``data``), as a call does.
