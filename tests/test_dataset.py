@@ -187,7 +187,7 @@ def test_explain_dataset_shows_progress_and_checks_its_arguments(explainers, dat
     assert capsys.readouterr().out == ""
     with pytest.raises(TypeError, match="`data` must be"):
         explainer.explain_dataset(42)
-    with pytest.raises(ValueError, match="`data` must be 2-D"):
+    with pytest.raises(ValueError, match="`data` must be a batch of instances"):
         explainer.explain_dataset(data[0])
     with pytest.raises(ValueError, match="`data` has 3 features"):
         explainer.explain_dataset(iter([data[:2, :3]]))

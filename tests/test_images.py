@@ -254,3 +254,18 @@ def test_slic_segments_follow_colour_edges_and_explain():
     exp = tfexplain.KernelShap(model, Image("slic", n_segments=9, fill=0.0), n_bootstrap=0)(img)
     np.testing.assert_array_equal(exp.segments, ids)
     np.testing.assert_allclose(exp.values.sum(1), exp.model_output - exp.base_values, atol=1e-5)
+
+
+def test_explain_dataset_of_images_equals_one_call():
+    """explain_dataset takes whatever the masker takes: images [n, H, W, C] as an array, a dataset of
+    images or of batches, and gives the values and segments of one call, bit for bit."""
+    images = RNG.normal(size=(7, H, W, 1)).astype(np.float32)
+    explainer = tfexplain.KernelShap(MODEL, Image(GRID, fill=0.0), n_samples=40)
+    whole = explainer(images, seed=3)
+    for data in (images, tf.data.Dataset.from_tensor_slices(images), tf.data.Dataset.from_tensor_slices(images).batch(3)):
+        got = explainer.explain_dataset(data, seed=3, batch_size=2, verbose=0)
+        np.testing.assert_array_equal(got.values, whole.values)
+        np.testing.assert_array_equal(got.stderr, whole.stderr)
+        np.testing.assert_array_equal(got.segments, whole.segments)
+    with pytest.raises(ValueError, match="data"):
+        explainer.explain_dataset(images[:, :, :, 0], seed=3, verbose=0)

@@ -20,7 +20,7 @@ from dataclasses import fields
 import numpy as np
 import tensorflow as tf
 
-from ._validation import MAX_ROW_ID, as_int, as_matrix, as_seed, check_columns, frame_columns
+from ._validation import MAX_ROW_ID, as_int, as_seed, check_columns, frame_columns
 from .explanation import Explanation
 
 MANIFEST = "manifest.json"
@@ -40,30 +40,38 @@ def _first(element):
     return element[0] if isinstance(element, (tuple, list)) else element
 
 
-def _source(data, n_features: int, columns):
-    """(iterator of float32 [b, d] blocks of consecutive rows, total rows or None when unknown)."""
+def _source(data, masker, columns):
+    """(iterator of validated blocks of consecutive rows, as ``masker.check`` gives them (float32 [b, d]
+    for tables), total rows or None when unknown)."""
+    rank = masker.input_spec.shape.rank - 1          # an instance's rank: 1 for a table's row [d]
+
+    def check(block):
+        return masker.check(block, "data")
+
     if isinstance(data, tf.data.Dataset):
         spec = _first(data.element_spec)
         if not isinstance(spec, tf.TensorSpec):
             raise TypeError(f"`data` must be a tf.data.Dataset of x or (x, y) tensors, got elements "
                             f"{data.element_spec}.")
-        if spec.shape.rank not in (1, 2):
-            raise ValueError(f"`data`'s x must be rows [d] or batches [b, d], got shape {spec.shape}.")
+        if spec.shape.rank not in (rank, rank + 1):
+            raise ValueError(f"`data`'s x must be instances of rank {rank} or batches of them (rank {rank + 1}), "
+                             f"got shape {spec.shape}.")
         ds = data.map(lambda *e: e[0]) if isinstance(data.element_spec, (tuple, list)) else data
         total = None
-        if spec.shape.rank == 1:   # rows: read them in blocks
+        if spec.shape.rank == rank:   # rows: read them in blocks
             card = int(ds.cardinality())
             total = card if card >= 0 else None
             ds = ds.batch(_BLOCK)
-        return (as_matrix(b, "data", n_features=n_features) for b in ds.as_numpy_iterator()), total
+        return (check(b) for b in ds.as_numpy_iterator()), total
     if isinstance(data, (np.ndarray, tf.Tensor)) or frame_columns(data) is not None:
         if columns is not None:
             check_columns(data, columns, "data")
-        if len(data.shape) != 2:
-            raise ValueError(f"`data` must be 2-D [rows, features], got shape {tuple(data.shape)}.")
+        if len(data.shape) != rank + 1:
+            raise ValueError(f"`data` must be a batch of instances (rank {rank + 1}: [rows, features] for a "
+                             f"table), got shape {tuple(data.shape)}.")
         total = int(data.shape[0])
         rows = data.iloc if frame_columns(data) is not None else data
-        return (as_matrix(rows[i:i + _BLOCK], "data", n_features=n_features) for i in range(0, total, _BLOCK)), total
+        return (check(rows[i:i + _BLOCK]) for i in range(0, total, _BLOCK)), total
     if isinstance(data, (str, bytes)) or not hasattr(data, "__iter__"):
         raise TypeError(f"`data` must be an array, DataFrame, tensor, tf.data.Dataset or an iterable of "
                         f"batches, got {type(data).__name__}.")
@@ -73,9 +81,9 @@ def _source(data, n_features: int, columns):
             x = _first(element)
             if columns is not None:
                 check_columns(x, columns, "data")
-            block = as_matrix(x, "data", n_features=n_features, allow_vector=True)
-            if len(block):
-                yield block
+            if np.ndim(x) == rank + 1 and len(x) == 0:
+                continue
+            yield check(x)
 
     return blocks(), None
 
@@ -301,7 +309,7 @@ def explain_dataset(explainer, data, seed=0, *, batch_size=None, verbose=1, stra
             as_int(shard_size, "shard_size", minimum=1)
         if shard_size % batch_size:
             raise ValueError(f"`shard_size` must be a multiple of `batch_size` ({batch_size}), got {shard_size}.")
-    blocks, total = _source(data, explainer.n_features, explainer.columns)
+    blocks, total = _source(data, explainer.masker, explainer.columns)
     run = _Runner(explainer, seed, strategy)
     bar = None
     if verbose:
