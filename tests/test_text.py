@@ -271,3 +271,17 @@ def test_tables_show_tokens():
     words = tfexplain.Explanation.from_dict({**exp.to_dict(), "tokens": np.array(VOCAB)[X[:2]].tolist()})
     assert words.top_features(1, k=1)[0][1] == VOCAB[X[1, j]]
     assert f"position {j}  = {VOCAB[X[1, j]]:>10}" in words.table(k=2)
+
+
+def test_lime_text_kernel_is_lime_texts():
+    """lime_text weights a sample by sqrt(exp(-d^2 / 25^2)) with d = 100 x the cosine distance of its
+    on/off vector to the row's (lime_text.py: pairwise_distances(..., metric="cosine") * 100)."""
+    from sklearn.metrics.pairwise import pairwise_distances
+    x = np.array([[0, 0, 7, 8, 9, 10, 11, 12]], np.int32)
+    lime = tfexplain.Lime(MODEL, masker=Text(mask_token=1), n_samples=50)
+    s = lime.samples(x, seed=0)
+    z = s["z"][0]
+    active = x[0] != 0
+    dist = pairwise_distances(z[:, active], z[:1, active], metric="cosine").ravel() * 100
+    np.testing.assert_allclose(s["weights"][0], np.sqrt(np.exp(-dist ** 2 / 25.0 ** 2)), rtol=1e-6, atol=1e-12)
+    assert np.all(z[:, ~active] == 0) and np.all(z[0, active] == 1)

@@ -1043,11 +1043,12 @@ class Lime(Explainer):
     exp.local_pred; exp.contributions = values times the instance's own representation (the
     surrogate's additive split of local_pred - intercept), which is what the fidelity metrics rank.
 
-    n_samples: perturbations per instance (default 5000 for tables, 1000 with a masker as lime_image;
-        row 0 is the instance itself).
+    n_samples: perturbations per instance (default 5000 for tables and text, as lime_text; 1000 for
+        images, as lime_image; row 0 is the instance itself).
     kernel_width: default 0.75 * sqrt(d) for tables; with a masker its ``lime_kernel_width`` (lime's:
-        0.25 for images, 25 for text). num_features: features kept (default 10 for tables, every
-        player with a masker, as lime_image's 100000), chosen by feature_selection "auto" (forward
+        0.25 for images, 25 on 100 x the cosine distance for text). num_features: features kept
+        (default 10 for tables and text, every segment for images, as lime_image's 100000), chosen by
+        feature_selection "auto" (forward
         selection when num_features <= 6, else highest weights), "forward_selection",
         "highest_weights" or "none". categorical_features: column indices drawn from their training
         frequencies. alpha: ridge penalty (lime: 1).
@@ -1103,11 +1104,14 @@ class Lime(Explainer):
             default_features = 10
         else:
             columns = None
-            sampler, masker = self._masker_parts(model, masker, 1000 if n_samples is None else n_samples,
+            if n_samples is None:   # lime_image's 1000, lime_text's 5000
+                n_samples = getattr(masker, "lime_n_samples", 1000)
+            sampler, masker = self._masker_parts(model, masker, n_samples,
                                                  kernel_width, categorical_features, discretize_continuous,
                                                  training_labels)
-            kernel, fixed = kernels.cosine(self.kernel_width), masker.instance_floats
-            default_features = masker.n_players
+            kernel = kernels.cosine(self.kernel_width, getattr(masker, "lime_distance_scale", 1.0))
+            fixed = masker.instance_floats
+            default_features = min(masker.n_players, getattr(masker, "lime_num_features", masker.n_players))
         self.num_features = as_int(default_features if num_features is None else num_features, "num_features",
                                    minimum=1)
         self._setup(model, sampler=sampler, masker=masker, kernel=kernel, target=target,

@@ -26,10 +26,11 @@ def exponential(width: float):
     return kernel
 
 
-def cosine(width: float):
+def cosine(width: float, scale: float = 1.0):
     """lime's image and text kernel: the cosine distance of each sample's interpretable vector to the
     instance's (``sklearn.metrics.pairwise_distances(..., metric="cosine")``: 1 - cosine similarity,
-    clipped to [0, 2], a zero vector at distance 1), weighted sqrt(exp(-d^2 / width^2))."""
+    clipped to [0, 2], a zero vector at distance 1), times ``scale`` (lime_text: 100, lime_image: 1),
+    weighted sqrt(exp(-d^2 / width^2))."""
 
     def kernel(sample, origin):
         """sample.z [c, m, p], origin [c, p] -> weights [c, m] float64."""
@@ -38,7 +39,7 @@ def cosine(width: float):
         dot = tf.einsum("cmp,cp->cm", z, o)
         norms = tf.sqrt(tf.reduce_sum(z * z, -1)) * tf.sqrt(tf.reduce_sum(o * o, -1))[:, None]
         similarity = tf.where(norms > 0, dot / tf.where(norms > 0, norms, 1.0), 0.0)
-        dist = tf.clip_by_value(1.0 - similarity, 0.0, 2.0)
+        dist = scale * tf.clip_by_value(1.0 - similarity, 0.0, 2.0)
         return tf.sqrt(elementwise(tf.exp, -dist * dist / (width * width)))
 
     return kernel

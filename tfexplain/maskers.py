@@ -533,7 +533,9 @@ class Text(Masker):
     ``exp.values`` [n, L(, outputs)]; ``exp.data`` and ``exp.tokens`` [n, L].
     """
 
-    lime_kernel_width = 25.0        # tfexplain.Lime(model, masker=...): lime_text's kernel width
+    lime_kernel_width = 25.0        # tfexplain.Lime(model, masker=...): lime_text's kernel width,
+    lime_distance_scale = 100.0     # on its cosine distance times 100
+    lime_n_samples, lime_num_features = 5000, 10   # lime_text's explain_instance defaults
     lime_sampling = "uniform_sizes"  # and its samples (k of the row's words off, k uniform in 1..words)
     player_prefix = "position "
     rows_per_sample = 1
@@ -674,7 +676,9 @@ class Words(Masker):
     [n, length] holds the words ("" for padding, "[UNK]" for unknown words). Strings do not run under
     XLA (``jit_compile``), and a Keras model holding a lookup table is not exported yet."""
 
-    lime_kernel_width = 25.0        # tfexplain.Lime(model, masker=...): lime_text's kernel width
+    lime_kernel_width = 25.0        # tfexplain.Lime(model, masker=...): lime_text's kernel width,
+    lime_distance_scale = 100.0     # on its cosine distance times 100
+    lime_n_samples, lime_num_features = 5000, 10   # lime_text's explain_instance defaults
     lime_sampling = "uniform_sizes"  # and its samples (k of the row's words off, k uniform in 1..words)
     player_prefix = "word "
     rows_per_sample = 1
