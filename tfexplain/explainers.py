@@ -29,7 +29,8 @@ from .models import ModelAdapter, as_2d
 from .samplers import (DISCRETIZERS, BinarySampler, DiscretizedTabularSampler, GaussianTabularSampler,
                        KernelSampler, LeverageSampler, Sample, bin_names, lime_bins, nearest_even_budgets)
 
-DEFAULT_BATCH_SIZE = 2**17
+DEFAULT_BATCH_SIZE = 2**17     # model rows per call for tables
+DEFAULT_BATCH_FLOATS = 2**24   # other inputs (images, ...): model-input floats per call (64 MB of float32)
 PROGRESS_ROWS = 2**25  # verbose="auto": a progress bar when a call evaluates at least this many model rows
 MAX_EXACT_FEATURES = 20
 MAX_QUICK_BACKGROUND = 300  # KernelShap warns above this many background rows
@@ -92,6 +93,9 @@ class Explainer:
         self.n_features = n_features = masker.n_players
         self.model = model
         self.sampler, self.masker, self.kernel = sampler, masker, kernel
+        if batch_size is None:   # tables: 2^17 rows; an image is many floats, so as many as fit 2^24 floats
+            batch_size = DEFAULT_BATCH_SIZE if isinstance(masker, (Tabular, Points)) else \
+                max(1, min(DEFAULT_BATCH_SIZE, DEFAULT_BATCH_FLOATS // max(1, masker.row_floats)))
         self.batch_size = as_int(batch_size, "batch_size", minimum=1)
         if not isinstance(jit_compile, bool):
             raise TypeError(f"`jit_compile` must be a bool, got {type(jit_compile).__name__}.")
@@ -632,7 +636,8 @@ class KernelShap(Explainer):
         [n] the chosen indices (all outputs are explained in the graph, each row's is gathered).
     feature_names: d names (default: a DataFrame background's columns, else x0, x1, ...).
     output_names: names of the model's outputs (default: output 0, output 1, ...).
-    batch_size: most model-input rows evaluated at once (bounds peak memory).
+    batch_size: most model-input rows evaluated at once (bounds peak memory); default 2^17 rows for
+        tables, and for other maskers as many rows as hold 2^24 floats (e.g. 111 images of 224x224x3).
     jit_compile: compile the explain graph with XLA.
     output_key: for a model returning a dict, the key of the output to explain.
     """
@@ -642,7 +647,7 @@ class KernelShap(Explainer):
     def __init__(self, model, background, *, n_samples=None, sampler="leverage", link="identity",
                  target=None, n_bootstrap=32, adjust="auto", tolerance=None, max_samples=None,
                  background_weights=None,
-                 feature_names=None, output_names=None, batch_size=DEFAULT_BATCH_SIZE, jit_compile=False,
+                 feature_names=None, output_names=None, batch_size=None, jit_compile=False,
                  output_key=None):
         if isinstance(background, Masker):  # e.g. tfexplain.maskers.Image(...): players of its own
             if background_weights is not None:
@@ -1084,7 +1089,7 @@ class Lime(Explainer):
 
     def __init__(self, model, training_data=None, *, masker=None, n_samples=None, kernel_width=None,
                  num_features=None, feature_selection="auto", categorical_features=None, target=None, alpha=1.0,
-                 feature_names=None, output_names=None, batch_size=DEFAULT_BATCH_SIZE,
+                 feature_names=None, output_names=None, batch_size=None,
                  jit_compile=False, output_key=None, top_labels=None, discretize_continuous=False,
                  discretizer="quartile", training_labels=None):
         if (masker is None) == (training_data is None):
