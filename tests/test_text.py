@@ -285,3 +285,18 @@ def test_lime_text_kernel_is_lime_texts():
     dist = pairwise_distances(z[:, active], z[:1, active], metric="cosine").ravel() * 100
     np.testing.assert_allclose(s["weights"][0], np.sqrt(np.exp(-dist ** 2 / 25.0 ** 2)), rtol=1e-6, atol=1e-12)
     assert np.all(z[:, ~active] == 0) and np.all(z[0, active] == 1)
+
+
+def test_words_refuses_xla_and_export_up_front(classifier, tmp_path):
+    """Strings do not compile with XLA, and export does not track a TextVectorization's table yet: both
+    are refused with a ValueError naming what, before anything is traced."""
+    from tfexplain.maskers import Words
+    model = classifier[0]
+    import keras
+    vectorizer = keras.layers.TextVectorization(vocabulary=VOCAB[2:], output_sequence_length=L)
+    strings = keras.Sequential([keras.Input((), dtype="string"), vectorizer, model])
+    with pytest.raises(ValueError, match="jit_compile"):
+        tfexplain.KernelShap(strings, Words(vectorizer.get_vocabulary(), L), jit_compile=True)
+    explainer = tfexplain.KernelShap(strings, Words(vectorizer.get_vocabulary(), L), n_samples=20)
+    with pytest.raises(ValueError, match="Words masker"):
+        tfexplain.export(explainer, tmp_path / "words")

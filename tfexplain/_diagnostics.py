@@ -107,7 +107,7 @@ def raise_for_nonfinite(explainer, data: np.ndarray, seed: int, rows, bad: np.nd
     notes = []
     for i in checked:
         for chunk in _instance_rows(explainer, data[i:i + 1], seed, int(rows[i]), notes):
-            y = model_outputs(tf.constant(chunk, tf.float32)).numpy()
+            y = model_outputs(tf.constant(chunk, explainer.masker.input_spec.dtype)).numpy()
             nonfinite, outside = _row_counts(y, logit)
             total += len(y)
             n_nonfinite += int(nonfinite.sum())

@@ -325,6 +325,7 @@ def _explain_batch(explainer, run, x, first: int, seed: int) -> dict:
     rows = np.arange(first, first + len(x), dtype=np.int64)
     if rows[-1] >= MAX_ROW_ID:
         raise ValueError("`data` has more than 2**32 rows (row ids are 32-bit counters).")
+    explainer.masker.check_rows(rows)   # e.g. one segmentation map per image
     out = run(x, rows)
     try:
         explainer.check_outputs(x, seed, rows, out)

@@ -93,6 +93,9 @@ class Explainer:
         self.n_features = n_features = masker.n_players
         self.model = model
         self.sampler, self.masker, self.kernel = sampler, masker, kernel
+        if jit_compile is True and not masker.supports_xla:
+            raise ValueError(f"`jit_compile=True` is not supported with the {type(masker).__name__} masker "
+                             "(its ops, e.g. strings, do not compile with XLA).")
         if batch_size is None:   # tables: 2^17 rows; an image is many floats, so as many as fit 2^24 floats
             batch_size = DEFAULT_BATCH_SIZE if isinstance(masker, (Tabular, Points)) else \
                 max(1, min(DEFAULT_BATCH_SIZE, DEFAULT_BATCH_FLOATS // max(1, masker.row_floats)))

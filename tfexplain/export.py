@@ -145,6 +145,9 @@ def export(explainer: Explainer, path, jit_compile: bool = False, *, overwrite: 
     if not isinstance(overwrite, bool):
         raise TypeError(f"`overwrite` must be a bool, got {type(overwrite).__name__}.")
     explainer.require_in_graph("`tfexplain.export`")
+    if not explainer.masker.exportable:
+        raise ValueError(f"`explainer` uses the {type(explainer.masker).__name__} masker, which tfexplain.export "
+                         "does not support yet (a Keras TextVectorization's lookup table is not tracked).")
     path = os.fspath(path)
     replace = _check_target(path, overwrite)
     d = explainer.n_features

@@ -47,6 +47,8 @@ class Masker:
     flat_size: int
     rows_per_sample: int = 1
     player_prefix: str = "x"
+    supports_xla: bool = True     # False: the masker's ops (e.g. strings) do not compile with XLA
+    exportable: bool = True       # False: tfexplain.export cannot hold what the model needs (yet)
 
     @property
     def input_spec(self) -> tf.TensorSpec:
@@ -681,6 +683,8 @@ class Words(Masker):
     lime_n_samples, lime_num_features = 5000, 10   # lime_text's explain_instance defaults
     lime_sampling = "uniform_sizes"  # and its samples (k of the row's words off, k uniform in 1..words)
     player_prefix = "word "
+    supports_xla = False          # tf.strings ops
+    exportable = False            # a Keras TextVectorization's lookup table is not tracked by export
     rows_per_sample = 1
 
     def __init__(self, vocabulary, length, *, mask_word="[UNK]", standardize="lower_and_strip_punctuation"):
