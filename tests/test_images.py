@@ -269,3 +269,10 @@ def test_explain_dataset_of_images_equals_one_call():
         np.testing.assert_array_equal(got.segments, whole.segments)
     with pytest.raises(ValueError, match="data"):
         explainer.explain_dataset(images[:, :, :, 0], seed=3, verbose=0)
+    with tempfile.TemporaryDirectory() as folder:   # shards keep the segments (exp.heatmap works)
+        shards = explainer.explain_dataset(images, seed=3, batch_size=2, shard_size=4, verbose=0, out=folder)
+        again = explainer.explain_dataset(images, seed=3, batch_size=2, shard_size=4, verbose=0, out=folder).load()
+        for got in (shards.load(), again):
+            np.testing.assert_array_equal(got.values, whole.values)
+            np.testing.assert_array_equal(got.segments, whole.segments)
+            np.testing.assert_array_equal(got.heatmap, whole.heatmap)

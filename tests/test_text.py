@@ -300,3 +300,11 @@ def test_words_refuses_xla_and_export_up_front(classifier, tmp_path):
     explainer = tfexplain.KernelShap(strings, Words(vectorizer.get_vocabulary(), L), n_samples=20)
     with pytest.raises(ValueError, match="Words masker"):
         tfexplain.export(explainer, tmp_path / "words")
+    # sentences go to shards as text (readable without pickle) and resume by their text
+    sentences = np.array(["a great movie", "I hate it", "awful", "w7 w8 love"], dtype=object)
+    whole = explainer(sentences, seed=1)
+    for _ in range(2):
+        got = explainer.explain_dataset(list(sentences), seed=1, batch_size=2, shard_size=2, verbose=0,
+                                        out=tmp_path / "shards").load()
+        np.testing.assert_array_equal(got.values, whole.values)
+        np.testing.assert_array_equal(got.tokens, whole.tokens.astype(str))

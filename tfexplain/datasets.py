@@ -31,7 +31,21 @@ ROWS_PER_SHARD = 2**14   # default shard: about this many rows (whole batches)
 _BLOCK = 4096            # rows read at a time from an array or a dataset of rows
 _ARRAYS = [f.name for f in fields(Explanation) if f.name in (
     "values", "base_values", "data", "model_output", "n_evals", "stderr", "intercept", "score", "local_pred",
-    "contributions", "target", "feature_conditions")]
+    "contributions", "target", "feature_conditions", "segments", "tokens")]
+
+
+def _plain(a: np.ndarray) -> np.ndarray:
+    """An array ``np.load(..., allow_pickle=False)`` reads back: strings (sentences, words) as unicode."""
+    a = np.asarray(a)
+    return a.astype(str) if a.dtype == object else a
+
+
+def _bytes(x: np.ndarray) -> bytes:
+    """The rows' content as bytes (for the shards' CRC32): strings by their text, not their pointers."""
+    x = np.asarray(x)
+    if x.dtype == object or x.dtype.kind in "US":
+        return "\0".join(map(str, x.ravel())).encode()
+    return np.ascontiguousarray(x).tobytes()
 
 
 # ---- input ---------------------------------------------------------------------------------------
@@ -359,7 +373,7 @@ class _Shard:
 
     def add(self, x, out=None):
         """Rows x of the shard and their outputs (None: the shard was finished earlier)."""
-        self.crc = zlib.crc32(np.ascontiguousarray(x).tobytes(), self.crc)
+        self.crc = zlib.crc32(_bytes(x), self.crc)
         self.rows += len(x)
         if out is not None:
             self.xs.append(x)
@@ -381,7 +395,7 @@ def _to_shards(explainer, run, blocks, batch_size, shard_size, seed, bar, folder
         x = np.concatenate(shard.xs)
         out = {k: np.concatenate([o[k] for o in shard.outs]) for k in shard.outs[0]}
         exp = explainer.explanation(x, out, time.perf_counter() - shard.start)
-        arrays = {name: getattr(exp, name) for name in _ARRAYS if getattr(exp, name) is not None}
+        arrays = {name: _plain(getattr(exp, name)) for name in _ARRAYS if getattr(exp, name) is not None}
         arrays["row_ids"] = np.arange(shard.first, shard.first + shard.rows, dtype=np.int64)
         entry = {"file": _shard_name(shard.k), "first_row": shard.first, "rows": shard.rows,
                  "seconds": exp.seconds, "crc32": shard.crc}
