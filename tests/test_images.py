@@ -276,3 +276,21 @@ def test_explain_dataset_of_images_equals_one_call():
             np.testing.assert_array_equal(got.values, whole.values)
             np.testing.assert_array_equal(got.segments, whole.segments)
             np.testing.assert_array_equal(got.heatmap, whole.heatmap)
+
+
+def test_tables_frames_and_plots_of_image_explanations():
+    """A segment has no single number: tables show its name, frames have no data column, plots draw."""
+    pytest.importorskip("matplotlib")
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from tfexplain import plots
+    images = RNG.normal(size=(3, H, W, 1)).astype(np.float32)
+    exp = tfexplain.KernelShap(MODEL, Image(GRID, fill=0.0), n_samples=40, target=0)(images, seed=0)
+    assert exp.feature_data() is None and exp.cell(0, 0) == ""
+    assert "segment" in exp.table() and len(exp.top_features(k=3)) == 3
+    pd = pytest.importorskip("pandas")
+    frame = exp.to_pandas()
+    assert len(frame) == 3 * P and "data" not in frame and isinstance(frame, pd.DataFrame)
+    for fig in (plots.bar(exp), plots.beeswarm(exp), plots.waterfall(exp, row=0)):
+        plt.close(fig)

@@ -175,14 +175,26 @@ class Explanation:
         row: instance index; k: how many features; output: index into values' last axis when there are
         several explained outputs."""
         vals = self._column(self.values, row, output)
-        return [(self.feature_names[j], self._cell(row, j), float(vals[j])) for j in self._top(row, k, output)]
+        return [(self.feature_names[j], self.cell(row, j), float(vals[j])) for j in self._top(row, k, output)]
 
-    def _cell(self, row, j):
-        """Feature j's value in instance ``row``: its token for text, else its number."""
+    def feature_data(self):
+        """[n, d]: each feature's value in each row -- ``data`` for a table, ``tokens`` for text -- or None
+        where a feature is no single number (an image's segment: see ``segments`` and ``heatmap``)."""
         if self.tokens is not None:
-            t = np.asarray(self.tokens)[row, j]
+            return np.asarray(self.tokens)
+        data = np.asarray(self.data)
+        return data if data.ndim == 2 and data.shape[1] == len(self.feature_names) else None
+
+    def cell(self, row: int, j: int):
+        """Feature j's value in instance ``row``: its token for text, its number for a table, "" for an
+        image's segment."""
+        data = self.feature_data()
+        if data is None:
+            return ""
+        t = data[row, j]
+        if self.tokens is not None:
             return str(t) if isinstance(t, (str, np.str_)) else int(t)
-        return float(self.data[row, j])
+        return float(t)
 
     def table(self, rows=None, k: int = 5, output: int = 0) -> str:
         """A readable plain-text table of each row's top-k features.
@@ -207,7 +219,7 @@ class Explanation:
                 attr = float(vals[j])
                 bar = ("+" if attr >= 0 else "-") * int(round(abs(attr) / scale * 20))
                 err = "" if self.stderr is None else f" ± {self._column(self.stderr, i, o)[j]:.4f}"
-                cell = self._cell(i, j)
+                cell = self.cell(i, j)
                 cell = f"{cell:>10.4g}" if isinstance(cell, float) else f"{cell!s:>10}"
                 lines.append(f"  {self.feature_names[j]:<{width}}  = {cell}   {attr:>+10.4f}{err}  {bar}")
         return "\n".join(lines)
@@ -331,7 +343,9 @@ class Explanation:
                                [self.axis_names(o)] * n, dtype=object).reshape(n, 1, o)
             frame["output"] = np.broadcast_to(names, (n, d, o)).reshape(-1)
         frame["value"] = flat(v)
-        frame["data"] = np.repeat(np.asarray(self.data).reshape(-1), o)
+        data = self.feature_data()
+        if data is not None:   # images: no per-segment number (segments and heatmap hold the pixels)
+            frame["data"] = np.repeat(np.asarray(data).reshape(-1), o)
         if self.stderr is not None:
             frame["stderr"] = flat(self.stderr)
         if self.contributions is not None:

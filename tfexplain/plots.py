@@ -18,6 +18,14 @@ RED, BLUE = "#ff0051", "#008bfb"          # shap's colors: positive, negative
 GREEN, LIME_RED = "green", "red"          # lime's
 
 
+def _label(e, j: int) -> str:
+    """``name = value`` of feature j in the first row of ``e`` (just the name when it has no value)."""
+    cell = e.cell(0, j)
+    if cell == "":
+        return str(e.feature_names[j])
+    return f"{e.feature_names[j]} = {cell:.4g}" if isinstance(cell, float) else f"{e.feature_names[j]} = {cell}"
+
+
 def _pyplot():
     try:
         import matplotlib.pyplot as plt
@@ -123,7 +131,11 @@ def beeswarm(exp, max_display: int = 10, *, output: int = 0, ax=None, show: bool
     n_show = len(order)
     for rank, j in enumerate(order):
         y = n_show - 1 - rank
-        col = np.asarray(exp.data[:, j], np.float64)
+        data = exp.feature_data()
+        numeric = data is not None and exp.tokens is None
+        col = np.asarray(data[:, j], np.float64) if numeric else np.full(len(exp), np.nan)
+        if not np.isfinite(col).any():   # no number per feature (images, text): one neutral colour
+            col = np.zeros(len(exp))
         lo, hi = np.nanpercentile(col, [5, 95])
         if hi <= lo:
             lo, hi = col.min(), col.max()
@@ -167,7 +179,7 @@ def waterfall(exp, max_display: int = 10, *, row: int | None = None, output: int
     base = float(np.ravel(e.base_values[0])[min(output, np.size(e.base_values[0]) - 1)])
     end = base + a.sum()
     order = np.argsort(-np.abs(a), kind="stable")
-    labels = [f"{e.feature_names[j]} = {e.data[0, j]:.4g}" for j in order]
+    labels = [_label(e, j) for j in order]
     steps = list(a[order])
     if len(order) > max_display:
         rest = len(order) - (max_display - 1)
@@ -219,7 +231,7 @@ def lime_bars(exp, max_display: int = 10, *, row: int | None = None, output: int
     ys = np.arange(len(order))[::-1]
     vals = w[order]
     ax.barh(ys, vals, color=[GREEN if v > 0 else LIME_RED for v in vals], height=0.6)
-    ax.set_yticks(ys, [f"{e.feature_names[j]} = {e.data[0, j]:.4g}" for j in order])
+    ax.set_yticks(ys, [_label(e, j) for j in order])
     ax.axvline(0, color="#333333", lw=0.8)
     ax.set_title(f"Local explanation for {e.output_name(0, output)}")
     ax.set_xlabel(_value_label(exp))
