@@ -255,6 +255,9 @@ def test_shards_resume_after_an_interruption_without_recomputing_finished_ones(e
     # resuming checks that it is the same run
     with pytest.raises(ValueError, match="another run.*seed"):
         explainer.explain_dataset(data, seed=6, batch_size=2, shard_size=4, out=out, verbose=0)
+    other = tfexplain.Lime(model, data, n_samples=30, num_features=2, kernel_width=0.5)   # another setting
+    with pytest.raises(ValueError, match="another run.*settings"):
+        other.explain_dataset(data, seed=5, batch_size=2, shard_size=4, out=out, verbose=0)
     changed = data.copy()
     changed[5] += 1
     with pytest.raises(ValueError, match=r"rows 4\.\.7 of `data` differ.*shard-000001.npz"):

@@ -195,7 +195,15 @@ def _run_config(explainer, seed, batch_size, shard_size) -> dict:
     return {"method": explainer.method, "seed": seed, "batch_size": batch_size, "shard_size": shard_size,
             "n_features": explainer.n_features, "feature_names": list(explainer.feature_names),
             "output_names": list(explainer.output_names), "link": explainer.link,
-            "outputs": sorted(explainer.output_signature), "n_evals_per_instance": explainer.n_evals_per_instance}
+            "outputs": sorted(explainer.output_signature), "n_evals_per_instance": explainer.n_evals_per_instance,
+            "settings": _settings(explainer), "masker": [type(explainer.masker).__name__, _settings(explainer.masker)]}
+
+
+def _settings(obj) -> dict:
+    """The plain settings of an explainer or masker (numbers, strings, flags: sampler choice, adjust,
+    n_bootstrap, kernel width, fill, mask token, ...), so a resume with other settings is refused."""
+    return {k: v for k, v in sorted(vars(obj).items())
+            if isinstance(v, (bool, int, float, str)) and not isinstance(v, np.generic)}
 
 
 def _open_folder(out, config) -> dict:
