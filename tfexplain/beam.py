@@ -126,7 +126,11 @@ class ExplainModelHandler(ModelHandler):
         missing = {"x", "seed", "row_ids"} - set(inputs)
         if missing:
             raise ValueError(f"the {SIGNATURE!r} signature at {self._path!r} lacks the inputs {sorted(missing)}.")
-        return _Loaded(loaded, fn, int(inputs["x"].shape[1]))
+        spec = inputs["x"]
+        if spec.shape.rank != 2 or spec.dtype != tf.float32:
+            raise ValueError(f"the {SIGNATURE!r} signature at {self._path!r} takes x {spec.dtype.name} "
+                             f"{spec.shape}: tfexplain.beam runs tabular explainers (float32 rows [None, d]) only.")
+        return _Loaded(loaded, fn, int(spec.shape[1]))
 
     def _batch_arrays(self, batch: Sequence[Any], d: int):
         """(row ids int64 [n], rows float32 [n, d]) of a batch of (row_id, row) elements, or raises
