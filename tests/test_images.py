@@ -294,3 +294,11 @@ def test_tables_frames_and_plots_of_image_explanations():
     assert len(frame) == 3 * P and "data" not in frame and isinstance(frame, pd.DataFrame)
     for fig in (plots.bar(exp), plots.beeswarm(exp), plots.waterfall(exp, row=0)):
         plt.close(fig)
+
+
+def test_slic_compactness_and_feature_scale_are_checked():
+    with pytest.raises(ValueError, match="compactness"):
+        Image("slic", n_segments=4, compactness=-1.0)
+    explainer = tfexplain.KernelShap(MODEL, Image(GRID, fill=0.0), n_samples=40)
+    with pytest.raises(ValueError, match="feature_scale"):
+        explainer.feature_scale

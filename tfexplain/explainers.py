@@ -750,7 +750,10 @@ class KernelShap(Explainer):
 
     @property
     def feature_scale(self) -> np.ndarray:
-        """Per-feature standard deviation of the background (1 where constant)."""
+        """Per-feature standard deviation of the background (1 where constant). Tables only."""
+        if not isinstance(self.masker, Tabular):
+            raise ValueError(f"`feature_scale` is defined for a tabular background, not with the "
+                             f"{type(self.masker).__name__} masker.")
         std = self.background.std(0)
         return np.where(std > 0, std, 1.0)
 

@@ -286,6 +286,9 @@ class Image(Masker):
             map_shape = maps.shape[-2:]
         if self._slic:
             self.slic_iterations = _positive(slic_iterations, "slic_iterations")
+            if isinstance(compactness, bool) or not isinstance(compactness, (int, float, np.integer, np.floating)) \
+                    or not np.isfinite(compactness) or compactness <= 0:
+                raise ValueError(f"`compactness` must be a positive number, got {compactness!r}.")
             self.compactness = float(compactness)
         self.background = None
         self.weights = None
