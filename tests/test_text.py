@@ -127,6 +127,10 @@ def test_export_round_trip_with_int_ids():
         np.testing.assert_allclose(served, MODEL(tf.constant(X)).numpy(), atol=1e-6)
         empty = loaded.signatures["explain"](x=tf.zeros([0, L], tf.int32), seed=tf.constant(0, tf.int64))
         assert empty["values"].shape == (0, L, 2)
+        bad = X[:2].copy()
+        bad[1, -1] = -3                       # the signature checks token ids as the call does
+        with pytest.raises(tf.errors.InvalidArgumentError, match="token ids"):
+            loaded.signatures["explain"](x=tf.constant(bad), seed=tf.constant(0, tf.int64))
 
 
 def test_boundary_errors_name_the_argument():

@@ -56,7 +56,7 @@ def _save_replacing(module, path: str, signatures) -> None:
 
 
 
-def _checked_inputs(x, seed, row_ids, d: int):
+def _checked_inputs(x, seed, row_ids, d: int, masker=None):
     """``x`` and ``row_ids`` after in-graph checks of the signature's inputs, as clear as the in-process
     ones."""
     # a loaded signature called with flat tensors does not check their shapes against its own, and the
@@ -82,6 +82,8 @@ def _checked_inputs(x, seed, row_ids, d: int):
             first = tf.where(~finite)[:1]
             checks.append(tf.debugging.Assert(tf.reduce_all(finite),
                                               ["`x` contains NaN or Inf; first at [row, column]:", first]))
+        if masker is not None:
+            checks.extend(masker.graph_checks(x))
         outside = (row_ids < 0) | (row_ids >= MAX_ROW_ID)
         where = tf.where(outside)[:1, 0]
         checks.append(tf.debugging.Assert(
@@ -159,7 +161,7 @@ def export(explainer: Explainer, path, jit_compile: bool = False, *, overwrite: 
     # explain_graph handles an empty batch (a tf.cond), and with jit_compile runs fixed-size chunks
     # through one XLA program inside: the checks stay outside any XLA cluster.
     def explain_rows(x, seed, row_ids):
-        x, row_ids = _checked_inputs(x, seed, row_ids, d)
+        x, row_ids = _checked_inputs(x, seed, row_ids, d, explainer.masker)
         return _checked_outputs(explainer.explain_graph(x, seed, row_ids, jit_compile=jit_compile))
 
     module = tf.Module()

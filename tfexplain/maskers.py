@@ -76,6 +76,11 @@ class Masker:
     def check_rows(self, row_ids: np.ndarray) -> None:
         return None
 
+    def graph_checks(self, x) -> list:
+        """In-graph assertions on a batch ``x`` of model input (exported signatures, where ``check`` cannot
+        run): what ``check`` refuses beyond shape, dtype and finiteness. None by default."""
+        return []
+
     def flatten(self, x, row_ids):
         return x
 
@@ -629,6 +634,16 @@ class Text(Masker):
         return arr.astype(self.dtype.as_numpy_dtype)
 
     # ---- graph ------------------------------------------------------------------------------------
+
+    def graph_checks(self, x) -> list:
+        """Token ids in [0, vocabulary size) (or [0, 2^24) without a vocabulary), as ``check`` demands."""
+        top = _MAX_TOKEN_ID if self.vocabulary is None else len(self.vocabulary)
+        ids = tf.cast(x, tf.int64)
+        outside = (ids < 0) | (ids >= top)
+        first = tf.where(outside)[:1]
+        return [tf.debugging.Assert(~tf.reduce_any(outside),
+                                    [f"`x` must hold token ids in [0, {top}); first outside at [row, position]:",
+                                     first])]
     def flatten(self, x, row_ids):
         return tf.cast(x, tf.float32)       # ids < 2^24: exact
 
