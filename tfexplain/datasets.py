@@ -3,9 +3,9 @@ into memory or into resumable shards on disk.
 
 Every row is explained with the random stream of its global index (its position in the dataset), so
 the values are those of one call on all rows, bit for bit, whatever the batch size, the number of
-replicas, or how often the run was interrupted and resumed. Host memory holds one batch of input and
-(with ``out=``) one shard of results at a time; device memory is bounded by the explainer's
-``batch_size`` as in any call.
+replicas, or how often the run was interrupted and resumed. With ``out=``, host memory holds one batch of
+input and one shard of results at a time (without it, the returned Explanation holds every row); model
+evaluation is bounded by the explainer's ``batch_size`` as in any call.
 """
 
 from __future__ import annotations

@@ -463,8 +463,9 @@ class Explainer:
         seed: as for a call.
         batch_size: rows per ``explain_fn`` call (across all replicas); default: whole chunks of
             ``instances_per_chunk`` worth about 2^22 model rows and at most 8,192 rows, per replica.
-            Host memory holds one batch of input; device memory is bounded by the explainer's own
-            ``batch_size`` (model rows). With ``jit_compile=True``, a multiple of
+            With ``out=`` host memory holds one batch of input and one shard of results (without it,
+            the returned Explanation holds every row); model evaluation is bounded by the explainer's
+            own ``batch_size`` (model rows). With ``jit_compile=True``, a multiple of
             ``instances_per_chunk`` (as the default) keeps the values bit-identical to one call (else
             the same to float rounding: XLA's full-chunk and leftover programs round differently).
         verbose: 1 (default) shows a ``keras.utils.Progbar`` of rows done; 0 is silent.
