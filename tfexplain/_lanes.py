@@ -27,9 +27,10 @@ def elementwise(fn, t, fill=0.0):
 
 
 def rowwise(fn, rows):
-    """``fn(rows)`` for a function of rows [r, ...] -> [r, ...] (the model), called on ``rows`` padded to
-    a multiple of ``LANES`` rows by repeating the last row, so that every tensor the function makes from
-    them has a size that is a multiple of ``LANES`` as well; the padding's outputs are dropped."""
-    r = tf.shape(rows)[0]
-    padded = tf.concat([rows, tf.repeat(rows[-1:], (-r) % LANES, axis=0)], 0)
+    """``fn(rows)`` for a function of rows [r, ...] -> [r, ...] (the model; ``rows`` may be a nest of
+    inputs sharing r), called on ``rows`` padded to a multiple of ``LANES`` rows by repeating the last
+    row, so that every tensor the function makes from them has a size that is a multiple of ``LANES``
+    as well; the padding's outputs are dropped."""
+    r = tf.shape(tf.nest.flatten(rows)[0])[0]
+    padded = tf.nest.map_structure(lambda t: tf.concat([t, tf.repeat(t[-1:], (-r) % LANES, axis=0)], 0), rows)
     return fn(padded)[:r]

@@ -57,6 +57,9 @@ def _first(element):
 def _source(data, masker, columns):
     """(iterator of validated blocks of consecutive rows, as ``masker.check`` gives them (float32 [b, d]
     for tables), total rows or None when unknown)."""
+    if not isinstance(masker.input_spec, tf.TensorSpec):
+        raise ValueError("explain_dataset takes explainers of one-input models; for a multi-input model (a "
+                         "Composite masker) call the explainer on batches with `row_offset=` (the same numbers).")
     rank = masker.input_spec.shape.rank - 1          # an instance's rank: 1 for a table's row [d]
 
     def check(block):

@@ -17,14 +17,14 @@ from typing import NamedTuple, Optional
 import numpy as np
 import tensorflow as tf
 
-from . import _diagnostics, _random, datasets, kernels, solvers
+from . import _diagnostics, _nest, _random, datasets, kernels, solvers
 from ._lanes import elementwise, rowwise
 from .background import BackgroundSummary
 from ._validation import (as_choice, as_int, as_matrix, as_names, as_row_ids, as_seed, as_weights,
                           check_columns, frame_columns)
 from .evaluation import accumulate_pieces, chunked_map, evaluate
 from .explanation import Explanation
-from .maskers import Masker, Points, Tabular
+from .maskers import Composite, Masker, Points, Tabular, unwrapped_model
 from .models import ModelAdapter, as_2d
 from .samplers import (DISCRETIZERS, BinarySampler, DiscretizedTabularSampler, GaussianTabularSampler,
                        KernelSampler, LeverageSampler, Sample, bin_names, lime_bins, nearest_even_budgets)
@@ -74,6 +74,22 @@ def _link_fn(name):
     return _logit
 
 
+def _several_inputs(model, background) -> bool:
+    """Whether ``background`` gives one background per model input: a dict, or a list holding a masker
+    or matching a model that declares several inputs (a list of numbers is one tabular background)."""
+    if isinstance(background, dict):
+        return True
+    if not isinstance(background, (list, tuple)):
+        return False
+    if any(isinstance(b, Masker) for b in background):
+        return True
+    try:
+        declared = getattr(unwrapped_model(model), "input", None)
+    except Exception:  # noqa: BLE001 -- models without a declared input
+        return False
+    return isinstance(declared, (list, tuple)) and len(declared) > 1 and len(background) == len(declared)
+
+
 def _row_ids(n: int, offset: int) -> np.ndarray:
     if offset + n > 2**32:
         raise ValueError(f"`row_offset` + rows must stay below 2**32 (row ids are 32-bit counters), got {offset + n}.")
@@ -118,8 +134,9 @@ class Explainer:
         self._check_probe(self._adapter.probe[:, self.targets])
         # a DataFrame's columns name the features unless feature_names does; x frames must match them
         self._columns = columns
-        self.feature_names = as_names(columns if feature_names is None else feature_names, n_features,
-                                      "feature_names", masker.player_prefix)
+        if feature_names is None:   # a frame's columns, else the masker's names (a Composite's "input:player")
+            feature_names = columns if columns is not None else masker.player_names
+        self.feature_names = as_names(feature_names, n_features, "feature_names", masker.player_prefix)
         # with a per-row target (predicted class, top labels) exp.target indexes all the outputs' names
         self.output_names = all_names if self._pick else [all_names[t] for t in self.targets]
         # x (the model's input), seed, and each row's global index (its random stream)
@@ -267,7 +284,7 @@ class Explainer:
             raw = self._xla_chunks(flat, seed, row_ids) if jit else self._graph(flat, seed, row_ids)
             return self._shaped(self._select(raw))
 
-        return tf.cond(tf.shape(x)[0] > 0, compute, self._empty_outputs)
+        return tf.cond(_nest.graph_rows(x) > 0, compute, self._empty_outputs)
 
     def _empty_outputs(self):
         """The outputs of an empty batch: zero rows, the names, shapes and dtypes of a full call."""
@@ -405,9 +422,9 @@ class Explainer:
         weights, and for LIME ``points`` [n, m, d] (model input). For inspection and testing; it
         materializes n * m rows, so keep n small."""
         data = self.masker.check(x, "x")
-        rows = _row_ids(len(data), as_int(row_offset, "row_offset", minimum=0))
+        rows = _row_ids(_nest.n_rows(data), as_int(row_offset, "row_offset", minimum=0))
         self.masker.check_rows(rows)
-        out = self._samples_fn(tf.constant(data), tf.constant(as_seed(seed), tf.int64), rows)
+        out = self._samples_fn(_nest.constant(data), tf.constant(as_seed(seed), tf.int64), rows)
         return {k: v.numpy() for k, v in out.items()}
 
     def _output_spec(self):
@@ -442,11 +459,11 @@ class Explainer:
         seed = as_seed(seed)
         offset = as_int(row_offset, "row_offset", minimum=0)
         if row_ids is None:
-            rows = _row_ids(len(data), offset)
+            rows = _row_ids(_nest.n_rows(data), offset)
         elif offset:
             raise ValueError("pass either `row_offset` or `row_ids`, not both.")
         else:
-            rows = as_row_ids(row_ids, len(data))
+            rows = as_row_ids(row_ids, _nest.n_rows(data))
         self.masker.check_rows(rows)
         return self._explain_rows(data, seed, rows, verbose)
 
@@ -503,7 +520,7 @@ class Explainer:
 
     def _call_graph(self, data, seed, rows) -> dict:
         """One call of ``explain_fn`` on validated rows, as numpy."""
-        out = self.explain_fn(tf.constant(data), tf.constant(seed, tf.int64), tf.constant(rows, tf.int64))
+        out = self.explain_fn(_nest.constant(data), tf.constant(seed, tf.int64), tf.constant(rows, tf.int64))
         return {k: v.numpy() for k, v in out.items()}
 
     def _explain_rows(self, data: np.ndarray, seed: int, rows, verbose=0) -> Explanation:
@@ -513,16 +530,17 @@ class Explainer:
         Raises ValueError when an explanation is not finite: the model gave NaN / Inf (or, with
         link="logit", a value outside [0, 1]) on some of its rows, which the graph propagates as NaN."""
         start = time.perf_counter()
-        step = self._progress_step(len(data), verbose)
+        n = _nest.n_rows(data)
+        step = self._progress_step(n, verbose)
         if step is None:
             out = self._call_graph(data, seed, rows)
         else:
             import keras
-            bar = keras.utils.Progbar(len(data), unit_name="instance")
+            bar = keras.utils.Progbar(n, unit_name="instance")
             parts = []
-            for i in range(0, len(data), step):
-                parts.append(self._call_graph(data[i:i + step], seed, rows[i:i + step]))
-                bar.update(min(len(data), i + step))
+            for i in range(0, n, step):
+                parts.append(self._call_graph(_nest.take(data, slice(i, i + step)), seed, rows[i:i + step]))
+                bar.update(min(n, i + step))
             out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
         seconds = time.perf_counter() - start
         self.check_outputs(data, seed, rows, out)
@@ -532,7 +550,7 @@ class Explainer:
         """Raises ValueError when the explanations ``outputs`` (``explain_fn``'s, as arrays) of rows ``x``
         [n, d] with ids ``row_ids`` and ``seed`` are not finite: re-evaluates the failing instances' rows
         to say on how many the model gave NaN / Inf (or, with link="logit", a value outside [0, 1])."""
-        bad = _diagnostics.nonfinite_instances(outputs, len(x))
+        bad = _diagnostics.nonfinite_instances(outputs, _nest.n_rows(x))
         if bad.size:  # only on failure: re-evaluate the failing instances' rows to say what went wrong
             _diagnostics.raise_for_nonfinite(self, x, seed, np.asarray(row_ids), bad, self._explained_outputs)
 
@@ -578,11 +596,13 @@ class Explainer:
         """The :class:`Explanation` of rows ``x`` [n, d] from their outputs of ``explain_fn`` (or of an
         exported ``explain`` / ``explain_rows`` signature) as arrays: e.g. batches' outputs concatenated,
         or shards loaded from disk."""
-        data = np.asarray(x)
-        if data.dtype.kind == "f":   # numbers as the model saw them; token ids and strings as they are
-            data = data.astype(np.float32)
+        def as_seen(a):   # numbers as the model saw them; token ids and strings as they are
+            a = np.asarray(a)
+            return a.astype(np.float32) if a.dtype.kind == "f" else a
+
+        data = tf.nest.map_structure(as_seen, x)   # a dict / list of inputs for a multi-input model
         out = {k: np.asarray(v) for k, v in outputs.items()}
-        n = len(data)
+        n = _nest.n_rows(data)
         return Explanation(
             values=out["values"], base_values=out["base_values"], data=data,
             feature_names=list(self.feature_names), output_names=list(self.output_names), method=self.method,
@@ -658,6 +678,8 @@ class KernelShap(Explainer):
                 raise ValueError("`background` is a masker; pass background weights to the masker, not "
                                  "`background_weights`.")
             masker, columns = background.bind(model), None
+        elif _several_inputs(model, background):   # {"a": bg_a, "b": Text(...)}: one masker per model input
+            masker, columns = self._composite_masker(model, background, background_weights), None
         else:
             masker, columns = self._tabular_masker(background, background_weights)
         d = masker.n_players
@@ -716,6 +738,33 @@ class KernelShap(Explainer):
         self.base_values = None if masker.constant_base() is None else self._background_value()
 
     @staticmethod
+    def _composite_masker(model, background, background_weights):
+        """A dict / list of backgrounds (arrays, frames: joint tabular rows sharing ``background_weights``)
+        and maskers, one per model input, as a :class:`tfexplain.maskers.Composite` bound to ``model``."""
+        items = list(background.items()) if isinstance(background, dict) else list(enumerate(background))
+        parts, weights, tabular = {}, None, False
+        for key, value in items:
+            if isinstance(value, Masker):
+                parts[key] = value
+                continue
+            if isinstance(value, BackgroundSummary):
+                raise ValueError(f"`background[{key!r}]` is a summary; the inputs' background rows are joint, so "
+                                 "summarize them together (or pass the rows) rather than one input at a time.")
+            rows = as_matrix(value, f"background[{key!r}]")
+            if not tabular:
+                tabular, weights = True, as_weights(background_weights, len(rows))
+                if len(rows) > MAX_QUICK_BACKGROUND:
+                    warnings.warn(f"KernelShap's `background` has {len(rows)} rows: every coalition is evaluated "
+                                  "on each of them, so the cost is linear in background rows.", UserWarning,
+                                  stacklevel=3)
+            parts[key] = Tabular(rows, weights if weights is None or len(weights) == len(rows) else None,
+                                 feature_names=frame_columns(value))
+        if not tabular and background_weights is not None:
+            raise ValueError("`background_weights` weigh tabular background rows, but no input has them.")
+        masker = Composite(parts if isinstance(background, dict) else list(parts.values()))
+        return masker.bind(model)
+
+    @staticmethod
     def _tabular_masker(background, background_weights):
         """An array, tensor, DataFrame or summary as a :class:`tfexplain.maskers.Tabular` masker, and
         the frame's column names (or None)."""
@@ -742,8 +791,8 @@ class KernelShap(Explainer):
         ValueError if the model gives NaN / Inf on a background row (or, for link="logit", a value
         outside [0, 1])."""
         bg, weights = self.masker.constant_base()
-        outs = [self._explained_outputs(tf.constant(bg[i:i + self.batch_size])).numpy()
-                for i in range(0, len(bg), self.batch_size)]
+        outs = [self._explained_outputs(_nest.constant(_nest.take(bg, slice(i, i + self.batch_size)))).numpy()
+                for i in range(0, _nest.n_rows(bg), self.batch_size)]
         outs = np.concatenate(outs, 0).astype(np.float64)
         _diagnostics.check_rows(outs, "background", logit=self.link == "logit")
         mean = np.einsum("ko,k->o", outs, weights)

@@ -22,6 +22,11 @@ def _require(module: str, extra: str, what: str):
         raise ImportError(f"{what} needs {module}, which is not installed: pip install {extra}") from None
 
 
+def _map_inputs(fn, data):
+    """``fn`` on each input of a multi-input model's ``data`` (a dict or list of arrays)."""
+    return {k: fn(v) for k, v in data.items()} if isinstance(data, dict) else [fn(v) for v in data]
+
+
 @dataclass(frozen=True)
 class Explanation:
     """Attributions for a batch of instances.
@@ -47,6 +52,10 @@ class Explanation:
         when the masker has a ``vocabulary``, else the ids; the features are the positions, padding
         positions have values exactly 0. For sentences (``tfexplain.maskers.Words``) the words, and
         ``data`` the sentences [n].
+    inputs, input_players: for a multi-input model (``tfexplain.maskers.Composite``) the inputs' keys
+        (or indices) and their numbers of players: ``values`` holds every input's players side by side
+        (feature names ``"input:player"``), ``values_by_input`` splits them keyed like the inputs, and
+        ``data`` is the inputs (a dict or list of arrays).
     """
 
     values: np.ndarray
@@ -68,6 +77,8 @@ class Explanation:
     link: str = "identity"                             # output space of values / base_values / model_output
     segments: Optional[np.ndarray] = None              # images: [n, H, W] int32 segment id of each pixel
     tokens: Optional[np.ndarray] = None                # text: [n, L] words (str) or token ids (int64)
+    inputs: Optional[list] = None                      # multi-input: the inputs' keys (dict) or indices (list)
+    input_players: Optional[list] = None               # multi-input: players of each input, in order
 
     @property
     def attributions(self) -> np.ndarray:
@@ -98,6 +109,24 @@ class Explanation:
 
     def __len__(self):
         return len(self.values)
+
+    def by_input(self, field: str = "values"):
+        """Multi-input explanations: ``field`` ("values", "stderr", "contributions") split along the
+        players axis into one array per model input, keyed like the inputs (a dict, or a list for a
+        list of inputs): e.g. ``{"numbers": [n, 3], "tokens": [n, L]}``."""
+        if self.inputs is None:
+            raise AttributeError("`by_input` is defined for multi-input explanations (tfexplain.maskers.Composite).")
+        a = getattr(self, field)
+        if a is None:
+            raise ValueError(f"this explanation has no `{field}`.")
+        bounds = np.cumsum([0, *self.input_players])
+        parts = [np.asarray(a)[:, bounds[i]:bounds[i + 1]] for i in range(len(self.inputs))]
+        return dict(zip(self.inputs, parts)) if isinstance(self.data, dict) else parts
+
+    @property
+    def values_by_input(self):
+        """Multi-input explanations: ``values`` keyed like the model's inputs (see :meth:`by_input`)."""
+        return self.by_input("values")
 
     # ---- selection --------------------------------------------------------------------------------
     def _feature_index(self, features) -> np.ndarray:
@@ -145,13 +174,18 @@ class Explanation:
         changes = {}
         for f in _PER_ROW:
             a = getattr(self, f)
+            if f == "data" and isinstance(a, (dict, list)):   # a multi-input model's inputs
+                changes[f] = _map_inputs(lambda v: np.asarray(v)[rows], a)
+                continue
             changes[f] = None if a is None else np.asarray(a)[rows]
         if not (isinstance(features, slice) and features == slice(None)):
             cols = self._feature_index(features)
             for f in _PER_FEATURE:
-                if changes[f] is not None and not (f == "data" and (self.segments is not None or changes[f].ndim < 2)):
+                if changes[f] is not None and not (f == "data" and (self.segments is not None or self.inputs is not None
+                                                                    or changes[f].ndim < 2)):
                     changes[f] = np.take(changes[f], cols, axis=1)
             changes["feature_names"] = [self.feature_names[j] for j in cols]
+            changes.update(inputs=None, input_players=None)   # the players no longer split by input
         return replace(self, **changes)
 
     # ---- tables -----------------------------------------------------------------------------------
@@ -182,6 +216,12 @@ class Explanation:
         where a feature is no single number (an image's segment: see ``segments`` and ``heatmap``)."""
         if self.tokens is not None:
             return np.asarray(self.tokens)
+        if isinstance(self.data, (dict, list)):   # several inputs: their columns side by side, if all are tables
+            leaves = list(self.data.values()) if isinstance(self.data, dict) else list(self.data)
+            if not all(np.ndim(v) == 2 for v in leaves):
+                return None
+            data = np.concatenate([np.asarray(v, np.float64) for v in leaves], 1)
+            return data if data.shape[1] == len(self.feature_names) else None
         data = np.asarray(self.data)
         return data if data.ndim == 2 and data.shape[1] == len(self.feature_names) else None
 
@@ -279,6 +319,8 @@ class Explanation:
         out = {}
         for f in fields(self):
             v = getattr(self, f.name)
+            if isinstance(v, (dict, list)) and f.name == "data":
+                v = _map_inputs(lambda a: np.asarray(a).tolist(), v)
             out[f.name] = np.asarray(v).tolist() if isinstance(v, np.ndarray) else v
         out["seconds"] = float(self.seconds)
         return out
@@ -297,6 +339,10 @@ class Explanation:
                 v = [str(s) for s in (v or [])]
             elif f.name in ("method", "link"):
                 v = str(v) if v is not None else f.default
+            elif f.name == "data" and d.get("inputs") is not None and v is not None:
+                v = _map_inputs(np.asarray, v)    # a multi-input model's inputs
+            elif f.name in ("inputs", "input_players"):
+                v = None if v is None else list(v)
             elif f.name == "feature_conditions":
                 v = None if v is None else np.asarray(v, dtype=str)
             elif f.name == "data" and v is not None and np.asarray(v).dtype.kind in "USO":
@@ -366,7 +412,8 @@ class Explanation:
         v = np.asarray(self.values)
         names = self.explained_output_names if self.target is not None else (
             list(self.output_names) if v.ndim == 3 else (self.output_names[0] if self.output_names else None))
-        return shap.Explanation(values=v, base_values=np.asarray(self.base_values), data=np.asarray(self.data),
+        data = self.feature_data() if self.inputs is not None else np.asarray(self.data)
+        return shap.Explanation(values=v, base_values=np.asarray(self.base_values), data=data,
                                 feature_names=list(self.feature_names), output_names=names,
                                 error_std=None if self.stderr is None else np.asarray(self.stderr),
                                 compute_time=self.seconds)

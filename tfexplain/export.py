@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from ._validation import MAX_ROW_ID
 from .explainers import Explainer
+from .maskers import Composite
 
 
 def _trackable(obj):
@@ -56,34 +57,46 @@ def _save_replacing(module, path: str, signatures) -> None:
 
 
 
-def _checked_inputs(x, seed, row_ids, d: int, masker=None):
-    """``x`` and ``row_ids`` after in-graph checks of the signature's inputs, as clear as the in-process
-    ones."""
-    # a loaded signature called with flat tensors does not check their shapes against its own, and the
-    # graph was built for those: check them first (EnsureShape runs whatever the static shapes say)
-    tabular = x.shape.rank == 2    # [rows, d]; other maskers' inputs keep their spec's shape
-    x = tf.ensure_shape(x, [None, None] if tabular else x.shape, name="x_must_match_the_input_spec")
-    seed = tf.ensure_shape(seed, [], name="seed_must_be_a_scalar")
-    row_ids = tf.ensure_shape(row_ids, [None], name="row_ids_must_be_a_vector")
-    n = tf.shape(x, out_type=tf.int64)[0]
-    ids = tf.shape(row_ids, out_type=tf.int64)[0]
-    checks = [
-        tf.debugging.Assert(seed >= 0, ["`seed` must be >= 0; got", seed]),
-        tf.debugging.Assert(tf.equal(ids, n), ["`row_ids` must have one id per row of `x`: got", ids,
-                                               "ids for", n, "rows"]),
-    ]
+def _input_checks(x, spec: tf.TensorSpec, name: str, masker):
+    """(x after ensure_shape, its in-graph checks) for one model input ``x`` named ``name``."""
+    tabular = spec.shape.rank == 2    # [rows, d] (or token ids [rows, L]): the width is checked with a message
+    x = tf.ensure_shape(x, [None, None] if tabular else spec.shape, name="x_must_match_the_input_spec")
+    checks = []
     if tabular:
-        width = tf.shape(x)[1]
-        checks.insert(0, tf.debugging.Assert(tf.equal(width, d), [f"`x` must have {d} features (columns); got",
-                                                                  width]))
+        width, d = tf.shape(x)[1], spec.shape[1]
+        checks.append(tf.debugging.Assert(tf.equal(width, d), [f"`{name}` must have {d} features (columns); got",
+                                                                width]))
     with tf.control_dependencies(checks):
         if x.dtype.is_floating:
             finite = tf.math.is_finite(x)
             first = tf.where(~finite)[:1]
             checks.append(tf.debugging.Assert(tf.reduce_all(finite),
-                                              ["`x` contains NaN or Inf; first at [row, column]:", first]))
-        if masker is not None:
-            checks.extend(masker.graph_checks(x))
+                                              [f"`{name}` contains NaN or Inf; first at [row, column]:", first]))
+        checks.extend(masker.graph_checks(x))
+    return x, checks
+
+
+def _checked_inputs(x, seed, row_ids, masker):
+    """``x`` (one model input, or a multi-input model's dict / list of them) and ``row_ids`` after in-graph
+    checks of the signature's inputs, as clear as the in-process ones."""
+    # a loaded signature called with flat tensors does not check their shapes against its own, and the
+    # graph was built for those: check them first (EnsureShape runs whatever the static shapes say)
+    if isinstance(masker, Composite):
+        named = [(f"x[{k!r}]", v, p.input_spec, p) for k, v, p in zip(masker.keys, masker.leaves(x), masker.parts)]
+    else:
+        named = [("x", x, masker.input_spec, masker)]
+    seed = tf.ensure_shape(seed, [], name="seed_must_be_a_scalar")
+    row_ids = tf.ensure_shape(row_ids, [None], name="row_ids_must_be_a_vector")
+    leaves, checks = [], [tf.debugging.Assert(seed >= 0, ["`seed` must be >= 0; got", seed])]
+    ids = tf.shape(row_ids, out_type=tf.int64)[0]
+    for name, leaf, spec, part in named:
+        leaf, leaf_checks = _input_checks(leaf, spec, name, part)
+        leaves.append(leaf)
+        n = tf.shape(leaf, out_type=tf.int64)[0]
+        checks.append(tf.debugging.Assert(tf.equal(ids, n), [f"`row_ids` must have one id per row of `{name}`: got",
+                                                             ids, "ids for", n, "rows"]))
+        checks.extend(leaf_checks)
+    with tf.control_dependencies(checks):
         outside = (row_ids < 0) | (row_ids >= MAX_ROW_ID)
         where = tf.where(outside)[:1, 0]
         checks.append(tf.debugging.Assert(
@@ -91,7 +104,25 @@ def _checked_inputs(x, seed, row_ids, d: int, masker=None):
             [f"`row_ids` must be in [0, 2**32) (the rows' global indices); first outside at index",
              where, "value", tf.gather(row_ids, where)]))
     with tf.control_dependencies(checks):
-        return tf.identity(x), tf.identity(row_ids)
+        leaves = [tf.identity(v) for v in leaves]
+        x = masker.pack(leaves) if isinstance(masker, Composite) else leaves[0]
+        return x, tf.identity(row_ids)
+
+
+def _signature_inputs(masker):
+    """(named TensorSpecs of the signatures' model inputs, a function packing them into the model's
+    input): ``x`` for one input; one argument per input for a multi-input model, named by its dict key
+    (or ``x_0``, ``x_1``, ... for a list)."""
+    if not isinstance(masker, Composite):
+        spec = masker.input_spec
+        return [tf.TensorSpec(spec.shape, spec.dtype, name="x")], lambda leaves: leaves[0]
+    names = [str(k) for k in masker.keys] if masker.is_dict else [f"x_{i}" for i in masker.keys]
+    for name in names:
+        if not name.isidentifier() or name in ("seed", "row_ids"):
+            raise ValueError(f"input {name!r} cannot name an argument of an exported signature (it must be a Python "
+                             "identifier other than 'seed' and 'row_ids').")
+    specs = [tf.TensorSpec(p.input_spec.shape, p.input_spec.dtype, name=n) for p, n in zip(masker.parts, names)]
+    return specs, masker.pack
 
 
 def _checked_outputs(out: dict) -> dict:
@@ -152,29 +183,29 @@ def export(explainer: Explainer, path, jit_compile: bool = False, *, overwrite: 
                          "does not support yet (a Keras TextVectorization's lookup table is not tracked).")
     path = os.fspath(path)
     replace = _check_target(path, overwrite)
-    d = explainer.n_features
-    x_spec = explainer.masker.input_spec   # the model's own input: [None, d] for tables
-    x_spec = tf.TensorSpec(x_spec.shape, x_spec.dtype, name="x")
+    masker = explainer.masker
+    x_specs, pack = _signature_inputs(masker)   # the model's own input(s): [None, d] for tables
+    k = len(x_specs)
     seed_spec = tf.TensorSpec([], tf.int64, name="seed")
     rows_spec = tf.TensorSpec([None], tf.int64, name="row_ids")
 
     # explain_graph handles an empty batch (a tf.cond), and with jit_compile runs fixed-size chunks
     # through one XLA program inside: the checks stay outside any XLA cluster.
-    def explain_rows(x, seed, row_ids):
-        x, row_ids = _checked_inputs(x, seed, row_ids, d, explainer.masker)
-        return _checked_outputs(explainer.explain_graph(x, seed, row_ids, jit_compile=jit_compile))
+    def explain_rows(*args):
+        x, row_ids = _checked_inputs(pack(list(args[:k])), args[k], args[k + 1], masker)
+        return _checked_outputs(explainer.explain_graph(x, args[k], row_ids, jit_compile=jit_compile))
 
     module = tf.Module()
-    module.serve = tf.function(lambda x: {"output_0": explainer.model_fn(x)}, input_signature=[x_spec],
+    module.serve = tf.function(lambda *xs: {"output_0": explainer.model_fn(pack(list(xs)))}, input_signature=x_specs,
                                autograph=False)
-    module.explain_rows = tf.function(explain_rows, input_signature=[x_spec, seed_spec, rows_spec],
+    module.explain_rows = tf.function(explain_rows, input_signature=x_specs + [seed_spec, rows_spec],
                                       autograph=False)
     # explain numbers the rows of its batch from 0; it calls explain_rows, so the graph is traced once
     module.explain = tf.function(
-        lambda x, seed: module.explain_rows(x, seed, tf.range(tf.shape(x, out_type=tf.int64)[0])),
-        input_signature=[x_spec, seed_spec], autograph=False)
-    module.explain_default_seed = tf.function(lambda x: module.explain(x, tf.constant(0, tf.int64)),
-                                              input_signature=[x_spec], autograph=False)
+        lambda *a: module.explain_rows(*a, tf.range(tf.shape(a[0], out_type=tf.int64)[0])),
+        input_signature=x_specs + [seed_spec], autograph=False)
+    module.explain_default_seed = tf.function(lambda *xs: module.explain(*xs, tf.constant(0, tf.int64)),
+                                              input_signature=x_specs, autograph=False)
     signatures = {"serving_default": module.serve.get_concrete_function(),
                   "explain": module.explain.get_concrete_function(),
                   "explain_default_seed": module.explain_default_seed.get_concrete_function(),

@@ -34,10 +34,10 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from ._validation import as_matrix
+from ._validation import as_matrix, as_names, frame_columns
 
-__all__ = ["Masker", "Tabular", "Points", "Image", "Text", "Words", "BackgroundMasker", "PointMasker",
-           "gaussian_blur", "slic"]
+__all__ = ["Masker", "Tabular", "Points", "Image", "Text", "Words", "Composite", "BackgroundMasker",
+           "PointMasker", "gaussian_blur", "slic"]
 
 
 class Masker:
@@ -47,6 +47,7 @@ class Masker:
     flat_size: int
     rows_per_sample: int = 1
     player_prefix: str = "x"
+    player_names = None           # the players' default names (else player_prefix + index)
     supports_xla: bool = True     # False: the masker's ops (e.g. strings) do not compile with XLA
     exportable: bool = True       # False: tfexplain.export cannot hold what the model needs (yet)
 
@@ -116,9 +117,11 @@ class Tabular(Masker):
     as in shap's KernelExplainer. Players are the d columns; a column equal to x in every (weighted)
     background row is a null player.
 
-    background: [k, d] rows (array, tensor); weights: optional [k] non-negative weights."""
+    background: [k, d] rows (array, tensor, DataFrame); weights: optional [k] non-negative weights;
+    feature_names: optional d names of the columns (default: a DataFrame's columns)."""
 
-    def __init__(self, background, weights=None):
+    def __init__(self, background, weights=None, feature_names=None):
+        columns = frame_columns(background)
         self.background = as_matrix(background, "background")
         k, d = self.background.shape
         if weights is None:
@@ -131,6 +134,8 @@ class Tabular(Masker):
         self.weights = w.astype(np.float32)
         self.rows_per_sample = k
         self.n_players = self.flat_size = d
+        names = columns if feature_names is None else feature_names
+        self.player_names = None if names is None else as_names(names, d, "feature_names", "x")
         # background rows that count (weight > 0): a feature equal to x in all of them is a null player
         self.active_background = self.background if weights is None else self.background[w > 0]
 
@@ -783,6 +788,215 @@ class Words(Masker):
 
     def explanation_fields(self, data, out: dict) -> dict:
         return {"tokens": self.vocabulary[np.asarray(out["token_ids"])]}
+
+
+class Composite(Masker):
+    """A model with several inputs (a dict or a list of tensors, as the model takes them), one masker per
+    input: ``Composite({"numbers": Tabular(bg_numbers), "tokens": Text(mask_token=1)})``. The players
+    are the union of the inputs' players, in the inputs' order (feature names ``"input:player"``), and
+    one coalition spans all inputs, so efficiency holds over all of them together.
+
+    Inputs whose masker evaluates several rows per coalition (a tabular background of k rows,
+    background images) are *joint*: row j of every such input together is one background row (as the
+    inputs co-occur in the data), not a cross product, so they must have the same number of rows and
+    the same weights; inputs of one row per coalition (a text mask token, a constant image fill) are
+    repeated beside them. ``KernelShap(model, {"a": bg_a, "b": Text(...)})`` builds this masker from
+    arrays (tabular backgrounds, sharing ``background_weights``) and maskers.
+
+    x is the model's input: a dict with the same keys (or a list of the same length) of arrays
+    [n, ...] with the same n. ``exp.values`` [n, players(, outputs)] holds every input's players
+    side by side; ``exp.values_by_input`` splits them keyed like the inputs, and ``exp.data`` holds the
+    inputs. Per-input extras (an image's ``segments``, text ``tokens``) are not carried."""
+
+    def __init__(self, maskers):
+        if isinstance(maskers, dict):
+            self.keys, parts, self._is_dict = list(maskers), list(maskers.values()), True
+        elif isinstance(maskers, (list, tuple)):
+            self.keys, parts, self._is_dict = list(range(len(maskers))), list(maskers), False
+        else:
+            raise TypeError(f"`maskers` must be a dict or a list of maskers (one per model input), got "
+                            f"{type(maskers).__name__}.")
+        if not parts:
+            raise ValueError("`maskers` is empty: a multi-input model needs one masker per input.")
+        for key, part in zip(self.keys, parts):
+            if not isinstance(part, Masker) or isinstance(part, (Composite, Points)):
+                raise TypeError(f"input {key!r}: expected a tfexplain.maskers masker (Tabular, Image, Text, ...), got "
+                                f"{type(part).__name__}.")
+            if not part.exportable or not part.supports_xla:
+                raise ValueError(f"input {key!r}: the {type(part).__name__} masker is not supported in a Composite "
+                                 "(its inputs are strings); use Text with token ids.")
+        self.parts = parts
+        many = {key: p.rows_per_sample for key, p in zip(self.keys, parts) if p.rows_per_sample > 1}
+        if len(set(many.values())) > 1:
+            raise ValueError(f"the inputs' backgrounds are joint (row j of every input together is one background "
+                             f"row), so they need the same number of rows; got {many}.")
+        self.rows_per_sample = max([1, *many.values()])
+        weights = [np.asarray(p.weights, np.float64) for key, p in zip(self.keys, parts) if key in many]
+        if weights and any(not np.allclose(w, weights[0], rtol=1e-6, atol=1e-9) for w in weights):
+            raise ValueError("the inputs' background rows are joint, so they need the same weights (pass one "
+                             "`background_weights` for all inputs).")
+        self.weights = weights[0].astype(np.float32) if weights else None
+
+    def _name(self, key) -> str:
+        return str(key)
+
+    # ---- layout (parts may learn their shapes from the model: see bind) ------------------------------
+    @property
+    def n_players(self) -> int:
+        return sum(p.n_players for p in self.parts)
+
+    @property
+    def flat_size(self) -> int:
+        return sum(p.flat_size for p in self.parts)
+
+    @property
+    def row_floats(self) -> int:
+        return sum(p.row_floats for p in self.parts)
+
+    @property
+    def instance_floats(self) -> int:
+        return sum(p.instance_floats for p in self.parts)
+
+    @property
+    def sizes(self) -> list:
+        """Players of each input, in order."""
+        return [p.n_players for p in self.parts]
+
+    def _spans(self, attr: str):
+        start = 0
+        for p in self.parts:
+            width = getattr(p, attr)
+            yield start, start + width
+            start += width
+
+    def pack(self, leaves: list):
+        """One value per input, in order -> a dict keyed like the inputs (or a list)."""
+        return dict(zip(self.keys, leaves)) if self._is_dict else list(leaves)
+
+    def leaves(self, x) -> list:
+        """A dict (or list) of the inputs -> one value per input, in order."""
+        return [x[k] for k in self.keys]
+
+    @property
+    def is_dict(self) -> bool:
+        """Whether the model takes its inputs as a dict (else a list)."""
+        return self._is_dict
+
+    @property
+    def player_names(self) -> list:
+        names = []
+        for key, p in zip(self.keys, self.parts):
+            own = p.player_names or [f"{p.player_prefix}{j}" for j in range(p.n_players)]
+            names += [f"{self._name(key)}:{n}" for n in own]
+        return names
+
+    @property
+    def input_spec(self):
+        return self.pack([p.input_spec for p in self.parts])
+
+    def bind(self, model) -> "Composite":
+        """Binds each input's masker to that input's shape in ``model`` (a Keras model's ``input``)."""
+        declared = None
+        try:
+            declared = getattr(unwrapped_model(model), "input", None)
+        except Exception:  # noqa: BLE001 -- models without a declared input
+            declared = None
+        for i, (key, part) in enumerate(zip(self.keys, self.parts)):
+            spec = None
+            if isinstance(declared, dict) and key in declared:
+                spec = declared[key]
+            elif isinstance(declared, (list, tuple)) and not self._is_dict and i < len(declared):
+                spec = declared[i]
+            shape = getattr(spec, "shape", None)
+            try:
+                self.parts[i] = part.bind(_Declared(None if shape is None else tuple(shape)))
+            except ValueError as err:
+                raise ValueError(f"input {key!r}: {err}") from None
+        return self
+
+    def probe(self):
+        probes = [np.asarray(p.probe()) for p in self.parts]
+        r = min(2, *(len(a) for a in probes))
+        return self.pack([a[:r] for a in probes])
+
+    # ---- boundary ------------------------------------------------------------------------------------
+    def check(self, x, name: str = "x"):
+        if self._is_dict:
+            if not isinstance(x, dict):
+                raise TypeError(f"`{name}` must be a dict of the model's inputs {self.keys}, got {type(x).__name__}.")
+            missing = [k for k in self.keys if k not in x]
+            extra = [k for k in x if k not in self.keys]
+            if missing or extra:
+                raise ValueError(f"`{name}` must have the model's inputs {self.keys}: "
+                                 + "; ".join(([f"missing {missing}"] if missing else [])
+                                             + ([f"unexpected {extra}"] if extra else [])) + ".")
+        elif not isinstance(x, (list, tuple)) or len(x) != len(self.parts):
+            raise TypeError(f"`{name}` must be a list of the model's {len(self.parts)} inputs, got "
+                            f"{type(x).__name__}" + (f" of {len(x)}" if isinstance(x, (list, tuple)) else "") + ".")
+        arrays = [p.check(v, f"{name}[{k!r}]") for k, p, v in zip(self.keys, self.parts, self.leaves(x))]
+        counts = {k: len(a) for k, a in zip(self.keys, arrays)}
+        if len(set(counts.values())) > 1:
+            raise ValueError(f"`{name}`'s inputs must have the same number of rows (one per instance); got {counts}.")
+        return self.pack(arrays)
+
+    def check_rows(self, row_ids) -> None:
+        for p in self.parts:
+            p.check_rows(row_ids)
+
+    def graph_checks(self, x) -> list:
+        return [c for p, v in zip(self.parts, self.leaves(x)) for c in p.graph_checks(v)]
+
+    # ---- graph ---------------------------------------------------------------------------------------
+    def flatten(self, x, row_ids):
+        return tf.concat([tf.cast(p.flatten(v, row_ids), tf.float32) for p, v in zip(self.parts, self.leaves(x))], 1)
+
+    def instances(self, flat):
+        return self.pack([p.instances(flat[:, a:b]) for p, (a, b) in zip(self.parts, self._spans("flat_size"))])
+
+    def inputs(self, flat, z, points=None):
+        k = self.rows_per_sample
+        leaves = []
+        for p, (a, b), (i, j) in zip(self.parts, self._spans("flat_size"), self._spans("n_players")):
+            rows = p.inputs(flat[:, a:b], z[:, i:j])
+            leaves.append(tf.repeat(rows, k, axis=0) if p.rows_per_sample == 1 and k > 1 else rows)
+        return self.pack(leaves)
+
+    def reduce(self, y):
+        if self.rows_per_sample == 1:
+            return y
+        y = tf.reshape(y, [-1, self.rows_per_sample, y.shape[-1]])
+        return tf.einsum("pko,k->po", y, tf.constant(self.weights))
+
+    def players(self, flat):
+        return tf.concat([p.players(flat[:, a:b]) for p, (a, b) in zip(self.parts, self._spans("flat_size"))], 1)
+
+    def constant_base(self):
+        bases = [p.constant_base() for p in self.parts]
+        if any(b is None for b in bases):
+            return None
+        k = self.rows_per_sample
+        leaves = [np.asarray(rows) if p.rows_per_sample > 1 else np.repeat(np.asarray(rows)[:1], k, axis=0)
+                  for p, (rows, _) in zip(self.parts, bases)]
+        weights = self.weights if self.weights is not None else np.ones(1, np.float32)
+        return self.pack(leaves), weights
+
+    def explanation_fields(self, data, out: dict) -> dict:
+        return {"inputs": list(self.keys), "input_players": self.sizes}
+
+
+class _Declared:
+    """An input's declared shape, for a part's ``bind`` (which reads ``input_shape``)."""
+
+    def __init__(self, shape):
+        self.input_shape = shape
+
+
+def unwrapped_model(model):
+    """A Keras model's bound ``predict`` / ``predict_on_batch`` -> the model; anything else as it is."""
+    owner = getattr(model, "__self__", None)
+    if owner is not None and getattr(model, "__name__", None) in ("predict", "predict_on_batch"):
+        return owner
+    return model
 
 
 def _model_input_shape(model):

@@ -16,6 +16,8 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
+from . import _nest
+
 
 def _unwrap_output(out, output_key):
     if isinstance(out, dict):
@@ -67,14 +69,18 @@ def as_model_fn(model, output_key=None) -> Callable[[tf.Tensor], tf.Tensor]:
         call = getattr(model, "serve", None) or model.signatures["serving_default"]
     is_keras = _is_keras(model)
     signature = getattr(call, "structured_input_signature", None)
-    kwarg_name = None
+    kwarg_name = kwarg_specs = None
     if signature is not None:  # concrete function / signature: may need keyword input and a dtype
         args, kwargs = signature
         if not args and len(kwargs) == 1:
             kwarg_name = next(iter(kwargs))
             dtype = next(iter(kwargs.values())).dtype
-        elif args:
+        elif not args and len(kwargs) > 1:   # a signature of several inputs: x is a dict keyed by their names
+            kwarg_specs, dtype = dict(kwargs), None
+        elif args and isinstance(args[0], tf.TensorSpec):
             dtype = args[0].dtype
+        elif args:   # several inputs (a nest): each is passed with its own dtype
+            dtype = None
         else:
             dtype = tf.float32
     else:
@@ -85,6 +91,10 @@ def as_model_fn(model, output_key=None) -> Callable[[tf.Tensor], tf.Tensor]:
             x = tf.cast(x, dtype)
         if kwarg_name is not None:
             out = call(**{kwarg_name: x})
+        elif kwarg_specs is not None:
+            if not isinstance(x, dict) or set(x) != set(kwarg_specs):
+                raise TypeError(f"the model's signature takes the inputs {sorted(kwarg_specs)}: pass a dict of them.")
+            out = call(**{k: tf.cast(v, kwarg_specs[k].dtype) for k, v in x.items()})
         elif is_keras:
             out = call(x, training=False)
         else:
@@ -122,20 +132,21 @@ def _short(err: BaseException, limit: int = 300) -> str:
     return f"{type(err).__name__}: {text[:limit]}{'...' if len(text) > limit else ''}"
 
 
-def _traced_probe(f, rows: np.ndarray):
-    """Traces ``f`` on a [None, ...] spec of ``rows``' shape and dtype (as the explain graph calls it)
-    and runs it on ``rows``: returns (output as numpy, None), or (None, the error)."""
-    spec = tf.TensorSpec([None] + list(rows.shape[1:]), tf.as_dtype(rows.dtype))
+def _traced_probe(f, rows):
+    """Traces ``f`` on a [None, ...] spec of ``rows``' shape and dtype (a nest of them for a multi-input
+    model; as the explain graph calls it) and runs it on ``rows``: returns (output as numpy, None), or
+    (None, the error)."""
+    spec = tf.nest.map_structure(lambda a: tf.TensorSpec([None] + list(a.shape[1:]), tf.as_dtype(a.dtype)), rows)
     traced = tf.function(f, input_signature=[spec], autograph=False)
     try:
         traced.get_concrete_function()
     except Exception as err:  # noqa: BLE001 -- any failure to trace means "not a TF-ops model"
         return None, err
     try:
-        return traced(tf.constant(rows)).numpy(), None
+        return traced(_nest.constant(rows)).numpy(), None
     except Exception as err:  # traced, but failed when run: a real error
         raise ValueError(
-            f"`model` failed on input of shape {rows.shape} (float32 [rows, d]): {_short(err, 1000)}") from err
+            f"`model` failed on input of shape {_nest.shapes(rows)}: {_short(err, 1000)}") from err
 
 
 def _user_stacklevel() -> int:
@@ -163,22 +174,26 @@ class ModelAdapter:
         self.model = model
         target = unwrap_keras_method(model)
         f = as_model_fn(target, output_key)
-        sample = np.asarray(sample)
-        dtype = np.float32 if np.issubdtype(sample.dtype, np.floating) else sample.dtype
-        rows = np.ascontiguousarray(sample[: min(2, len(sample))], dtype)
+        def first_rows(a):
+            a = np.asarray(a)
+            dtype = np.float32 if np.issubdtype(a.dtype, np.floating) else a.dtype
+            return np.ascontiguousarray(a[: min(2, len(a))], dtype)
+
+        rows = tf.nest.map_structure(first_rows, sample)   # a nest for a multi-input model
         self.in_graph, self.not_in_graph_reason = True, None
         out, trace_error = _traced_probe(f, rows)
         if trace_error is not None:
             try:  # a model that builds itself lazily may trace after one eager call
-                f(tf.constant(rows))
+                f(_nest.constant(rows))
                 out, trace_error = _traced_probe(f, rows)
             except Exception:  # noqa: BLE001 -- the eager call is only an attempt
                 pass
         if trace_error is not None:
             out, f = self._numpy_fallback(target, output_key, rows, trace_error, warn)
         self.fn = f
-        self.n_outputs, self.squeeze = _output_kind(np.shape(out), len(rows))
-        self.probe = np.asarray(out, np.float32).reshape(len(rows), self.n_outputs)
+        n = _nest.n_rows(rows)
+        self.n_outputs, self.squeeze = _output_kind(np.shape(out), n)
+        self.probe = np.asarray(out, np.float32).reshape(n, self.n_outputs)
 
     def _numpy_fallback(self, model, output_key, rows, trace_error, warn):
         def host(a):
@@ -189,13 +204,19 @@ class ModelAdapter:
             out = host(rows)
         except Exception as err:
             raise ValueError(
-                f"`model` failed on input of shape {rows.shape} (float32 [rows, d]): traced as a TensorFlow "
+                f"`model` failed on input of shape {_nest.shapes(rows)}: traced as a TensorFlow "
                 f"graph: {_short(trace_error)}; called on a NumPy array: {_short(err)}") from err
-        kind = _output_kind(out.shape, len(rows))  # raises on a bad shape before anything else
+        kind = _output_kind(out.shape, _nest.n_rows(rows))  # raises on a bad shape before anything else
         static = [None] if kind[1] else [None, kind[0]]
+        structure = rows
+
+        def host_leaves(*leaves):
+            return host(tf.nest.pack_sequence_as(structure, list(leaves)))
 
         def f(x):
-            y = tf.numpy_function(host, [tf.cast(x, tf.float32)], tf.float32, name="numpy_model")
+            leaves = tf.nest.flatten(x)   # one input: float32, as before; several: each as its masker gives it
+            leaves = [tf.cast(leaves[0], tf.float32)] if len(leaves) == 1 else leaves
+            y = tf.numpy_function(host_leaves, leaves, tf.float32, name="numpy_model")
             y.set_shape(static)
             return y
 

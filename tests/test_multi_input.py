@@ -1,0 +1,235 @@
+"""Multi-input models (tfexplain.maskers.Composite): one coalition spans every input, joint tabular
+backgrounds (row j of every input is one background row, not a cross product), checked against
+exact Shapley values by enumerating all coalitions of a float64 reference; numbers + tokens in a Keras
+model; boundary errors; one trace, XLA, batching invariance and an export round trip."""
+
+import itertools
+import math
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfexplain
+from tfexplain.maskers import Composite, Tabular, Text
+
+RNG = np.random.default_rng(3)
+DA, DB, L, V = 3, 2, 4, 12
+BG_A = RNG.normal(size=(5, DA)).astype(np.float32)
+BG_B = (BG_A[:, :DB] * 2.0 + RNG.normal(size=(5, DB)) * 0.1).astype(np.float32)   # co-varies with a
+W_A = RNG.normal(size=DA)
+W_B = RNG.normal(size=DB)
+
+
+def _np_two(a, b):
+    """float64 reference of TWO: an interaction across the inputs, so joint and crossed backgrounds differ."""
+    return np.tanh(a @ W_A) + (b @ W_B) * a[..., 0] + 0.5 * b[..., 1] ** 2
+
+
+@tf.function(input_signature=[{"a": tf.TensorSpec([None, DA], tf.float32), "b": tf.TensorSpec([None, DB], tf.float32)}])
+def TWO(x):
+    a, b = x["a"], x["b"]
+    wa, wb = tf.constant(W_A, tf.float32), tf.constant(W_B, tf.float32)
+    return tf.tanh(tf.linalg.matvec(a, wa)) + tf.linalg.matvec(b, wb) * a[:, 0] + 0.5 * b[:, 1] ** 2
+
+
+def _shapley(value, p):
+    """Exact Shapley values of ``value(frozenset)`` over p players (each coalition's value computed once)."""
+    cache = {}
+
+    def v(s):
+        if s not in cache:
+            cache[s] = value(s)
+        return cache[s]
+
+    phi = np.zeros(p)
+    for j in range(p):
+        others = [k for k in range(p) if k != j]
+        for r in range(p):
+            w = math.factorial(r) * math.factorial(p - r - 1) / math.factorial(p)
+            for s in itertools.combinations(others, r):
+                phi[j] += w * (v(frozenset(s) | {j}) - v(frozenset(s)))
+    return phi
+
+
+def _joint_value(a, b, weights=None):
+    """The interventional game of one instance (a, b) over DA + DB players with joint background rows."""
+    w = np.full(len(BG_A), 1 / len(BG_A)) if weights is None else weights / weights.sum()
+
+    def value(s):
+        ma = np.array([j in s for j in range(DA)])
+        mb = np.array([DA + j in s for j in range(DB)])
+        rows_a = np.where(ma, a, BG_A).astype(np.float64)
+        rows_b = np.where(mb, b, BG_B).astype(np.float64)
+        return float(w @ _np_two(rows_a, rows_b))
+
+    return value
+
+
+XA = RNG.normal(size=(4, DA)).astype(np.float32)
+XB = RNG.normal(size=(4, DB)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def two_exact():
+    return tfexplain.KernelShap(TWO, {"a": BG_A, "b": BG_B}, sampler="exact")
+
+
+def test_two_tabular_inputs_match_enumeration_of_the_joint_game(two_exact):
+    exp = two_exact({"a": XA, "b": XB})
+    assert exp.values.shape == (4, DA + DB)
+    assert exp.feature_names == [f"a:x{j}" for j in range(DA)] + [f"b:x{j}" for j in range(DB)]
+    for i in range(4):
+        value = _joint_value(XA[i], XB[i])
+        np.testing.assert_allclose(exp.values[i], _shapley(value, DA + DB), atol=2e-5)
+        np.testing.assert_allclose(exp.base_values[i], value(frozenset()), atol=2e-5)
+    # keyed like the model's inputs; efficiency over all inputs together
+    split = exp.values_by_input
+    assert list(split) == ["a", "b"] and split["a"].shape == (4, DA) and split["b"].shape == (4, DB)
+    np.testing.assert_allclose(exp.values.sum(1) + exp.base_values, exp.model_output, atol=2e-5)
+    assert isinstance(exp.data, dict) and exp.data["a"].shape == (4, DA)
+
+
+def test_joint_background_is_not_a_cross_product(two_exact):
+    """A crossed background (every row of a with every row of b) gives another game: the test above would
+    not pass with it, and this checks the two games differ here."""
+    crossed_a = np.repeat(BG_A, len(BG_B), 0)
+    crossed_b = np.tile(BG_B, (len(BG_A), 1))
+    crossed = tfexplain.KernelShap(TWO, {"a": crossed_a, "b": crossed_b}, sampler="exact")
+    x = {"a": XA[:2], "b": XB[:2]}
+    assert np.abs(crossed(x).values - two_exact(x).values).max() > 1e-2
+
+
+def test_background_weights_are_joint():
+    w = np.array([1.0, 2.0, 0.0, 3.0, 1.0])
+    exp = tfexplain.KernelShap(TWO, {"a": BG_A, "b": BG_B}, background_weights=w, sampler="exact")(
+        {"a": XA[:2], "b": XB[:2]})
+    for i in range(2):
+        np.testing.assert_allclose(exp.values[i], _shapley(_joint_value(XA[i], XB[i], w), DA + DB), atol=2e-5)
+
+
+def test_list_inputs_and_sampled_budget():
+    @tf.function(input_signature=[[tf.TensorSpec([None, DA], tf.float32), tf.TensorSpec([None, DB], tf.float32)]])
+    def two_list(x):
+        return TWO({"a": x[0], "b": x[1]})
+
+    explainer = tfexplain.KernelShap(two_list, [Tabular(BG_A), Tabular(BG_B)], n_samples=20)
+    exp = explainer([XA, XB], seed=1)
+    assert exp.feature_names[0] == "0:x0" and isinstance(exp.values_by_input, list)
+    np.testing.assert_allclose(exp.values.sum(1) + exp.base_values, exp.model_output, atol=2e-5)
+    assert exp.stderr is not None and np.all(np.isfinite(exp.stderr))
+    # any batching with the rows' ids gives the same numbers, bit for bit; one trace
+    parts = [explainer([XA[i:i + 3], XB[i:i + 3]], seed=1, row_offset=i).values for i in (0, 3)]
+    np.testing.assert_array_equal(np.concatenate(parts), exp.values)
+    assert explainer.tracing_count == 1
+
+
+# ---- numbers + tokens in one Keras model ------------------------------------------------------------
+def _keras_numbers_tokens():
+    keras.utils.set_random_seed(0)
+    num = keras.Input((DB,), name="numbers")
+    tok = keras.Input((L,), dtype="int32", name="tokens")
+    emb = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(V, 3)(tok))
+    h = keras.layers.Dense(4, activation="tanh")(keras.layers.Concatenate()([num, emb]))
+    return keras.Model({"numbers": num, "tokens": tok}, keras.layers.Dense(2)(h))
+
+
+NUM = RNG.normal(size=(3, DB)).astype(np.float32)
+TOK = np.array([[0, 0, 5, 6], [7, 8, 9, 10], [0, 3, 0, 4]], np.int32)   # left, no and inner padding
+
+
+@pytest.fixture(scope="module")
+def numbers_tokens():
+    model = _keras_numbers_tokens()
+    return model, tfexplain.KernelShap(model, {"numbers": BG_B, "tokens": Text(mask_token=1)}, sampler="exact",
+                                       target=1)
+
+
+def test_numbers_and_tokens_match_enumeration(numbers_tokens):
+    model, explainer = numbers_tokens
+    assert explainer.masker.rows_per_sample == len(BG_B)   # the text input is repeated beside each background row
+    exp = explainer({"numbers": NUM, "tokens": TOK})
+
+    def f(num_rows, tok_rows):
+        return model({"numbers": tf.constant(num_rows), "tokens": tf.constant(tok_rows)}, training=False).numpy()[:, 1]
+
+    for i in range(3):
+        def value(s):
+            num = np.where([j in s for j in range(DB)], NUM[i], BG_B)
+            tok = np.where([(DB + j) in s or TOK[i, j] == 0 for j in range(L)], TOK[i], 1)
+            return float(f(num, np.repeat(tok[None], len(BG_B), 0)).astype(np.float64).mean())
+
+        np.testing.assert_allclose(exp.values[i], _shapley(value, DB + L), atol=3e-6)
+    tokens = exp.values_by_input["tokens"]
+    assert np.all(tokens[TOK == 0] == 0.0)          # padding: null players, exactly 0
+    np.testing.assert_allclose(exp.values.sum(1) + exp.base_values, exp.model_output, atol=3e-6)
+
+
+def test_boundary_errors(numbers_tokens):
+    _, explainer = numbers_tokens
+    with pytest.raises(ValueError, match=r"missing \['tokens'\]"):
+        explainer({"numbers": NUM})
+    with pytest.raises(ValueError, match=r"unexpected \['other'\]"):
+        explainer({"numbers": NUM, "tokens": TOK, "other": NUM})
+    with pytest.raises(TypeError, match=r"`x\['tokens'\]` must be integer token ids"):
+        explainer({"numbers": NUM, "tokens": TOK.astype(np.float32)})
+    with pytest.raises(ValueError, match="same number of rows"):
+        explainer({"numbers": NUM[:2], "tokens": TOK})
+    with pytest.raises(ValueError, match=r"`x\['numbers'\]` contains NaN"):
+        explainer({"numbers": np.full_like(NUM, np.nan), "tokens": TOK})
+    with pytest.raises(TypeError, match="must be a dict"):
+        explainer(NUM)
+    with pytest.raises(ValueError, match="joint"):
+        tfexplain.KernelShap(TWO, {"a": BG_A, "b": BG_B[:3]})
+    with pytest.raises(TypeError, match="input 'b'"):
+        Composite({"a": Tabular(BG_A), "b": "text"})
+    with pytest.raises(ValueError, match="explain_dataset"):
+        explainer.explain_dataset({"numbers": NUM, "tokens": TOK}, verbose=0)
+
+
+def test_xla_compiles_at_most_two_programs():
+    x = {"a": XA, "b": XB}
+    explainer = tfexplain.KernelShap(TWO, {"a": BG_A, "b": BG_B}, n_samples=16, adjust=False, n_bootstrap=0,
+                                     jit_compile=True)
+    exp = explainer(x, seed=2)
+    explainer({"a": XA[:1], "b": XB[:1]}, seed=2)
+    assert explainer.compilations <= 2 and explainer.tracing_count == 1
+    plain = tfexplain.KernelShap(TWO, {"a": BG_A, "b": BG_B}, n_samples=16, adjust=False, n_bootstrap=0)
+    np.testing.assert_allclose(plain(x, seed=2).values, exp.values, atol=1e-5)
+
+
+def test_export_and_slicing(numbers_tokens, tmp_path):
+    model, _ = numbers_tokens
+    x = {"numbers": NUM, "tokens": TOK}
+    plain = tfexplain.KernelShap(model, {"numbers": BG_B, "tokens": Text(mask_token=1)}, n_samples=32)
+    exp = plain(x, seed=2)
+    path = tfexplain.export(plain, os.path.join(tmp_path, "mi"))
+    loaded = tf.saved_model.load(path)
+    sig = loaded.signatures["explain_rows"]
+    assert set(sig.structured_input_signature[1]) == {"numbers", "tokens", "seed", "row_ids"}
+    out = sig(numbers=tf.constant(NUM), tokens=tf.constant(TOK), seed=tf.constant(2, tf.int64),
+              row_ids=tf.constant([0, 1, 2], tf.int64))
+    np.testing.assert_array_equal(out["values"].numpy(), exp.values)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="token ids"):
+        loaded.signatures["explain"](numbers=tf.constant(NUM), tokens=tf.constant(-TOK - 1),
+                                     seed=tf.constant(0, tf.int64))
+
+    first = exp[0]
+    assert first.data["tokens"].shape == (1, L) and first.values_by_input["numbers"].shape == (1, DB, 2)
+    back = tfexplain.Explanation.from_dict(exp.to_dict())
+    np.testing.assert_array_equal(back.data["tokens"], TOK)
+    np.testing.assert_array_equal(back.values_by_input["tokens"], exp.values_by_input["tokens"])
+
+
+def test_lime_takes_a_composite(numbers_tokens):
+    model, _ = numbers_tokens
+    masker = Composite({"numbers": Tabular(BG_B), "tokens": Text(mask_token=1)})
+    with pytest.raises(ValueError, match="kernel_width"):
+        tfexplain.Lime(model, masker=masker)
+    lime = tfexplain.Lime(model, masker=masker, kernel_width=0.25, n_samples=300, target=1)
+    exp = lime({"numbers": NUM, "tokens": TOK}, seed=0)
+    assert exp.values.shape == (3, DB + L)
+    assert np.all(exp.values_by_input["tokens"][TOK == 0] == 0.0)     # padding never switched off
+    assert np.all(exp.score > 0.5)
