@@ -233,3 +233,26 @@ def test_lime_takes_a_composite(numbers_tokens):
     assert exp.values.shape == (3, DB + L)
     assert np.all(exp.values_by_input["tokens"][TOK == 0] == 0.0)     # padding never switched off
     assert np.all(exp.score > 0.5)
+
+
+def test_sentences_and_numbers_export(tmp_path):
+    """A Words input (strings through a TextVectorization) beside a tabular one: efficiency over both, and
+    the exported signature (one argument per input, the lookup table tracked) gives the same numbers."""
+    from tfexplain.maskers import Words
+    vocab = ["", "[UNK]"] + [f"w{i}" for i in range(8)]
+    keras.utils.set_random_seed(1)
+    vectorizer = keras.layers.TextVectorization(vocabulary=vocab[2:], output_sequence_length=L)
+    text = keras.Input((), dtype="string", name="text")
+    num = keras.Input((DB,), name="num")
+    emb = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(len(vocab), 3)(vectorizer(text)))
+    model = keras.Model({"text": text, "num": num}, keras.layers.Dense(1)(keras.layers.Concatenate()([emb, num])))
+    explainer = tfexplain.KernelShap(model, {"text": Words(vocabulary=vocab, length=L), "num": BG_B},
+                                     sampler="exact")
+    x = {"text": ["w1 w2 w3", "w4 zzz", "w5"], "num": NUM}
+    exp = explainer(x)
+    assert exp.feature_names[:2] == ["text:word 0", "text:word 1"]
+    np.testing.assert_allclose(exp.values.sum(1) + exp.base_values, exp.model_output, atol=2e-6)
+    assert np.all(exp.values_by_input["text"][2, 1:] == 0.0)      # past the sentence's one word
+    loaded = tf.saved_model.load(tfexplain.export(explainer, os.path.join(tmp_path, "words")))
+    out = loaded.signatures["explain"](text=tf.constant(x["text"]), num=tf.constant(NUM), seed=tf.constant(0, tf.int64))
+    np.testing.assert_array_equal(out["values"].numpy(), exp.values)

@@ -291,9 +291,10 @@ def test_lime_text_kernel_is_lime_texts():
     assert np.all(z[:, ~active] == 0) and np.all(z[0, active] == 1)
 
 
-def test_words_refuses_xla_and_export_up_front(classifier, tmp_path):
-    """Strings do not compile with XLA, and export does not track a TextVectorization's table yet: both
-    are refused with a ValueError naming what, before anything is traced."""
+def test_words_refuses_xla_and_exports_with_the_lookup_table(classifier, tmp_path):
+    """Strings do not compile with XLA (refused with a ValueError before anything is traced); export
+    tracks the TextVectorization's lookup table, and the SavedModel gives the same numbers in a fresh
+    process (taking the sentences as tf.string)."""
     from tfexplain.maskers import Words
     model = classifier[0]
     import keras
@@ -302,11 +303,21 @@ def test_words_refuses_xla_and_export_up_front(classifier, tmp_path):
     with pytest.raises(ValueError, match="jit_compile"):
         tfexplain.KernelShap(strings, Words(vectorizer.get_vocabulary(), L), jit_compile=True)
     explainer = tfexplain.KernelShap(strings, Words(vectorizer.get_vocabulary(), L), n_samples=20)
-    with pytest.raises(ValueError, match="Words masker"):
-        tfexplain.export(explainer, tmp_path / "words")
     # sentences go to shards as text (readable without pickle) and resume by their text
     sentences = np.array(["a great movie", "I hate it", "awful", "w7 w8 love"], dtype=object)
     whole = explainer(sentences, seed=1)
+    path = tfexplain.export(explainer, tmp_path / "words")
+    script = (
+        "import sys, json, numpy as np, tensorflow as tf\n"
+        "l = tf.saved_model.load(sys.argv[1])\n"
+        "out = l.signatures['explain'](x=tf.constant(json.loads(sys.argv[2])), seed=tf.constant(1, tf.int64))\n"
+        "np.save(sys.argv[3], out['values'].numpy())\n")
+    import json
+    import subprocess
+    import sys
+    subprocess.run([sys.executable, "-c", script, str(path), json.dumps(list(sentences)), str(tmp_path / "v.npy")],
+                   check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""})
+    np.testing.assert_array_equal(np.load(tmp_path / "v.npy"), whole.values)
     for _ in range(2):
         got = explainer.explain_dataset(list(sentences), seed=1, batch_size=2, shard_size=2, verbose=0,
                                         out=tmp_path / "shards").load()

@@ -18,6 +18,29 @@ def _trackable(obj):
     return isinstance(obj, tf.Module) or isinstance(obj, tf.__internal__.tracking.AutoTrackable)
 
 
+def _keras_resources(model, depth: int = 8) -> list:
+    """Lookup tables and other TrackableResources a Keras model holds (e.g. a ``TextVectorization``'s
+    vocabulary table), found breadth-first through its layers' attributes: the signatures capture them,
+    so the SavedModel must track them (the Keras model itself is not tracked)."""
+    found, seen, level = [], set(), [model]
+    for _ in range(depth):
+        nxt = []
+        for obj in level:
+            if id(obj) in seen:
+                continue
+            seen.add(id(obj))
+            if isinstance(obj, tf.saved_model.experimental.TrackableResource):
+                found.append(obj)
+            elif isinstance(obj, (list, tuple)):
+                nxt.extend(obj)
+            elif isinstance(obj, dict):
+                nxt.extend(obj.values())
+            elif type(obj).__module__.split(".")[0] in ("keras", "tf_keras"):
+                nxt.extend(vars(obj).values())
+        level = nxt
+    return found
+
+
 def _check_target(path: str, overwrite: bool) -> bool:
     """Whether ``path`` holds something that ``overwrite=True`` replaces; raises unless allowed."""
     if not tf.io.gfile.exists(path):
@@ -222,6 +245,8 @@ def export(explainer: Explainer, path, jit_compile: bool = False, *, overwrite: 
     is_keras = type(explainer.model).__module__.split(".")[0] in ("keras", "tf_keras")
     if _trackable(explainer.model) and not is_keras:
         module.model = explainer.model
+    elif is_keras:   # e.g. a TextVectorization's vocabulary table
+        module.resources = _keras_resources(explainer.model)
     if replace:
         _save_replacing(module, path, signatures)
     else:

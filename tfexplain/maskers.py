@@ -699,7 +699,8 @@ class Words(Masker):
     its out-of-vocabulary id; "" deletes the word, as lime does) and the sentence is joined again with
     spaces. Positions past a sentence's words are padding: null players, exactly 0. ``exp.tokens``
     [n, length] holds the words ("" for padding, "[UNK]" for unknown words). Strings do not run under
-    XLA (``jit_compile``), and a Keras model holding a lookup table is not exported yet."""
+    XLA (``jit_compile``); ``tfexplain.export`` writes signatures taking the sentences (tf.string [None]),
+    with the model's lookup tables."""
 
     lime_kernel_width = 25.0        # tfexplain.Lime(model, masker=...): lime_text's kernel width,
     lime_distance_scale = 100.0     # on its cosine distance times 100
@@ -707,7 +708,6 @@ class Words(Masker):
     lime_sampling = "uniform_sizes"  # and its samples (k of the row's words off, k uniform in 1..words)
     player_prefix = "word "
     supports_xla = False          # tf.strings ops
-    exportable = False            # a Keras TextVectorization's lookup table is not tracked by export
     rows_per_sample = 1
 
     def __init__(self, vocabulary, length, *, mask_word="[UNK]", standardize="lower_and_strip_punctuation"):
@@ -822,9 +822,6 @@ class Composite(Masker):
             if not isinstance(part, Masker) or isinstance(part, (Composite, Points)):
                 raise TypeError(f"input {key!r}: expected a tfexplain.maskers masker (Tabular, Image, Text, ...), got "
                                 f"{type(part).__name__}.")
-            if not part.exportable or not part.supports_xla:
-                raise ValueError(f"input {key!r}: the {type(part).__name__} masker is not supported in a Composite "
-                                 "(its inputs are strings); use Text with token ids.")
         self.parts = parts
         many = {key: p.rows_per_sample for key, p in zip(self.keys, parts) if p.rows_per_sample > 1}
         if len(set(many.values())) > 1:
@@ -839,6 +836,14 @@ class Composite(Masker):
 
     def _name(self, key) -> str:
         return str(key)
+
+    @property
+    def supports_xla(self) -> bool:
+        return all(p.supports_xla for p in self.parts)
+
+    @property
+    def exportable(self) -> bool:
+        return all(p.exportable for p in self.parts)
 
     # ---- layout (parts may learn their shapes from the model: see bind) ------------------------------
     @property
