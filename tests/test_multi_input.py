@@ -185,8 +185,6 @@ def test_boundary_errors(numbers_tokens):
         tfexplain.KernelShap(TWO, {"a": BG_A, "b": BG_B[:3]})
     with pytest.raises(TypeError, match="input 'b'"):
         Composite({"a": Tabular(BG_A), "b": "text"})
-    with pytest.raises(ValueError, match="explain_dataset"):
-        explainer.explain_dataset({"numbers": NUM, "tokens": TOK}, verbose=0)
 
 
 def test_xla_compiles_at_most_two_programs():
@@ -256,3 +254,32 @@ def test_sentences_and_numbers_export(tmp_path):
     loaded = tf.saved_model.load(tfexplain.export(explainer, os.path.join(tmp_path, "words")))
     out = loaded.signatures["explain"](text=tf.constant(x["text"]), num=tf.constant(NUM), seed=tf.constant(0, tf.int64))
     np.testing.assert_array_equal(out["values"].numpy(), exp.values)
+
+
+def test_explain_dataset_with_several_inputs(numbers_tokens, tmp_path):
+    """explain_dataset takes the inputs as a dict of arrays, a tf.data.Dataset of dicts (rows, or (x, y)
+    batches) or an iterable of dict batches: the numbers of one call, bit for bit, also from shards
+    written to disk and resumed."""
+    model, _ = numbers_tokens
+    explainer = tfexplain.KernelShap(model, {"numbers": BG_B, "tokens": Text(mask_token=1)}, n_samples=16)
+    num = np.repeat(NUM, 3, 0)
+    tok = np.repeat(TOK, 3, 0)
+    whole = explainer({"numbers": num, "tokens": tok}, seed=4)
+    got = explainer.explain_dataset({"numbers": num, "tokens": tok}, seed=4, batch_size=4, verbose=0)
+    np.testing.assert_array_equal(got.values, whole.values)
+    np.testing.assert_array_equal(got.data["tokens"], tok)
+    rows = tf.data.Dataset.from_tensor_slices({"numbers": num, "tokens": tok})
+    np.testing.assert_array_equal(explainer.explain_dataset(rows, seed=4, batch_size=2, verbose=0).values, whole.values)
+    pairs = tf.data.Dataset.from_tensor_slices(({"numbers": num, "tokens": tok}, np.zeros(len(num)))).batch(5)
+    np.testing.assert_array_equal(explainer.explain_dataset(pairs, seed=4, batch_size=3, verbose=0).values,
+                                  whole.values)
+    batches = [{"numbers": num[i:i + 4], "tokens": tok[i:i + 4]} for i in range(0, len(num), 4)]
+    for _ in range(2):   # the second run resumes: every shard is checked against its rows and skipped
+        shards = explainer.explain_dataset(iter(batches), seed=4, batch_size=2, shard_size=4, verbose=0,
+                                           out=tmp_path / "shards")
+        loaded = shards.load()
+        np.testing.assert_array_equal(loaded.values, whole.values)
+        np.testing.assert_array_equal(loaded.data["numbers"], num)
+        np.testing.assert_array_equal(loaded.values_by_input["tokens"], whole.values_by_input["tokens"])
+    with pytest.raises(ValueError, match="missing"):
+        explainer.explain_dataset({"numbers": num}, verbose=0)

@@ -20,6 +20,7 @@ from dataclasses import fields
 import numpy as np
 import tensorflow as tf
 
+from . import _nest
 from ._validation import MAX_ROW_ID, as_int, as_seed, check_columns, frame_columns
 from .explanation import Explanation
 
@@ -40,8 +41,11 @@ def _plain(a: np.ndarray) -> np.ndarray:
     return a.astype(str) if a.dtype == object else a
 
 
-def _bytes(x: np.ndarray) -> bytes:
-    """The rows' content as bytes (for the shards' CRC32): strings by their text, not their pointers."""
+def _bytes(x) -> bytes:
+    """The rows' content as bytes (for the shards' CRC32): strings by their text, not their pointers;
+    a multi-input model's inputs one after the other."""
+    if isinstance(x, (dict, list)):
+        return b"".join(_bytes(v) for v in tf.nest.flatten(x))
     x = np.asarray(x)
     if x.dtype == object or x.dtype.kind in "US":
         return "\0".join(map(str, x.ravel())).encode()
@@ -58,8 +62,7 @@ def _source(data, masker, columns):
     """(iterator of validated blocks of consecutive rows, as ``masker.check`` gives them (float32 [b, d]
     for tables), total rows or None when unknown)."""
     if not isinstance(masker.input_spec, tf.TensorSpec):
-        raise ValueError("explain_dataset takes explainers of one-input models; for a multi-input model (a "
-                         "Composite masker) call the explainer on batches with `row_offset=` (the same numbers).")
+        return _multi_source(data, masker)
     rank = masker.input_spec.shape.rank - 1          # an instance's rank: 1 for a table's row [d]
 
     def check(block):
@@ -105,20 +108,58 @@ def _source(data, masker, columns):
     return blocks(), None
 
 
+def _multi_source(data, masker):
+    """``_source`` for a multi-input model (a ``Composite`` masker): a dict (list) of arrays / frames /
+    tensors with the same rows, a ``tf.data.Dataset`` of dict (list) elements (rows or batches, or
+    ``(x, y)`` tuples of them), or an iterable of dict (list) batches."""
+    def check(block):
+        return masker.check(block, "data")
+
+    ranks = [len(p.input_spec.shape) - 1 for p in masker.parts]
+    if isinstance(data, tf.data.Dataset):
+        spec = data.element_spec
+        if isinstance(spec, tuple) and not masker.is_dict:   # a list model's elements are tuples of inputs
+            spec = list(spec)
+        x_spec = spec[0] if isinstance(spec, tuple) else spec
+        leaves = masker.leaves(x_spec) if isinstance(x_spec, (dict, list)) and len(x_spec) == len(ranks) else None
+        if leaves is None or not all(isinstance(s, tf.TensorSpec) for s in leaves):
+            raise TypeError(f"`data` must be a tf.data.Dataset of the model's inputs ({masker.keys}) or (inputs, y) "
+                            f"tuples, got elements {data.element_spec}.")
+        ds = data.map(lambda *e: e[0]) if isinstance(spec, tuple) else data
+        total = None
+        if leaves[0].shape.rank == ranks[0]:   # rows: read them in blocks
+            card = int(ds.cardinality())
+            total = card if card >= 0 else None
+            ds = ds.batch(_BLOCK)
+        return (check(b) for b in ds.as_numpy_iterator()), total
+    inputs_given = isinstance(data, dict) or (not masker.is_dict and isinstance(data, (list, tuple))
+                                              and len(data) == len(ranks)
+                                              and not any(isinstance(v, (list, tuple, dict)) for v in data))
+    if inputs_given:
+        whole = check(dict(data) if isinstance(data, dict) else list(data))   # validates every row at once
+        total = _nest.n_rows(whole)
+        return (_nest.take(whole, slice(i, i + _BLOCK)) for i in range(0, total, _BLOCK)), total
+    if isinstance(data, (str, bytes)) or not hasattr(data, "__iter__"):
+        raise TypeError(f"`data` must be the model's inputs ({masker.keys}), a tf.data.Dataset or an iterable of "
+                        f"batches of them, got {type(data).__name__}.")
+    return (check(_first(e) if isinstance(e, tuple) and masker.is_dict else e) for e in data), None
+
+
 def _rebatch(blocks, size: int):
-    """Consecutive blocks of rows -> batches of exactly ``size`` rows (the last one shorter)."""
+    """Consecutive blocks of rows (arrays, or a multi-input model's dicts / lists of them) -> batches of
+    exactly ``size`` rows (the last one shorter)."""
     held, count = [], 0
     for block in blocks:
-        while len(block):
-            take = block[: size - count]
-            block = block[len(take):]
+        while _nest.n_rows(block):
+            take = _nest.take(block, slice(0, size - count))
+            block = _nest.take(block, slice(_nest.n_rows(take), None))
             held.append(take)
-            count += len(take)
+            count += _nest.n_rows(take)
             if count == size:
-                yield held[0] if len(held) == 1 else np.concatenate(held)
+                yield held[0] if len(held) == 1 else _nest.concat(held)
                 held, count = [], 0
     if count:
-        yield np.concatenate(held)
+        yield _nest.concat(held)
 
 
 # ---- devices --------------------------------------------------------------------------------------
@@ -142,16 +183,17 @@ class _Runner:
         where they can be: there a row's numbers depend on whether it ran in a full chunk (see
         ``explain_dataset``)."""
         unit = self.explainer.instances_per_chunk if self.explainer.jit_compile else 1
-        per = -(-len(x) // (self.replicas * unit)) * unit
-        bounds = np.minimum(np.arange(self.replicas + 1) * per, len(x))
-        parts = [(x[a:b], rows[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+        n = _nest.n_rows(x)
+        per = -(-n // (self.replicas * unit)) * unit
+        bounds = np.minimum(np.arange(self.replicas + 1) * per, n)
+        parts = [(_nest.take(x, slice(a, b)), rows[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
         devices = self.strategy.extended.worker_devices   # this worker's replicas
 
         def part(k):
             def value(ctx):
                 replica = ctx.replica_id_in_sync_group
                 with tf.device(devices[replica % len(devices)]):
-                    return tf.constant(parts[replica][k])
+                    return _nest.constant(parts[replica][k])
             return value
 
         return (self.strategy.experimental_distribute_values_from_function(part(0)), self.seed,
@@ -159,7 +201,7 @@ class _Runner:
 
     def __call__(self, x: np.ndarray, rows: np.ndarray) -> dict:
         if self.strategy is None:
-            return _numpy(self.explainer.explain_fn(tf.constant(x), self.seed, tf.constant(rows)))
+            return _numpy(self.explainer.explain_fn(_nest.constant(x), self.seed, tf.constant(rows)))
         out = self._step(*self._distribute(x, rows))
         local = {k: self.strategy.experimental_local_results(v) for k, v in out.items()}
         if all(len(v) == self.replicas for v in local.values()):   # every replica is on this machine
@@ -199,7 +241,16 @@ def _run_config(explainer, seed, batch_size, shard_size) -> dict:
             "n_features": explainer.n_features, "feature_names": list(explainer.feature_names),
             "output_names": list(explainer.output_names), "link": explainer.link,
             "outputs": sorted(explainer.output_signature), "n_evals_per_instance": explainer.n_evals_per_instance,
-            "settings": _settings(explainer), "masker": [type(explainer.masker).__name__, _settings(explainer.masker)]}
+            "settings": _settings(explainer), "masker": [type(explainer.masker).__name__, _settings(explainer.masker)],
+            **_input_layout(explainer.masker)}
+
+
+def _input_layout(masker) -> dict:
+    """A multi-input model's inputs (keys, players each, dict or list) for the shards' Explanations."""
+    if isinstance(masker.input_spec, tf.TensorSpec):
+        return {}
+    return {"inputs": [str(k) for k in masker.keys] if masker.is_dict else list(masker.keys),
+            "input_players": masker.sizes, "inputs_as": "dict" if masker.is_dict else "list"}
 
 
 def _settings(obj) -> dict:
@@ -275,9 +326,15 @@ class ExplanationShards:
         arrays = self._arrays(k)
         arrays.pop("row_ids")
         config = self.manifest["config"]
+        layout = {}
+        if "inputs" in config:   # a multi-input model: data/<input> entries
+            keys = config["inputs"]
+            leaves = [arrays.pop(f"data/{key}") for key in keys]
+            arrays["data"] = dict(zip(keys, leaves)) if config["inputs_as"] == "dict" else leaves
+            layout = {"inputs": list(keys), "input_players": list(config["input_players"])}
         return Explanation(feature_names=list(config["feature_names"]), output_names=list(config["output_names"]),
                            method=config["method"], link=config["link"],
-                           seconds=float(self.manifest["shards"][str(k)]["seconds"]), **arrays)
+                           seconds=float(self.manifest["shards"][str(k)]["seconds"]), **layout, **arrays)
 
     def __iter__(self):
         return (self.shard(k) for k in self._keys)
@@ -290,10 +347,11 @@ class ExplanationShards:
         joined = {}
         for name in _ARRAYS:
             values = [getattr(p, name) for p in parts]
-            joined[name] = None if values[0] is None else np.concatenate(values)
+            joined[name] = None if values[0] is None else _nest.concat(values) if name == "data" else \
+                np.concatenate(values)
         return Explanation(feature_names=parts[0].feature_names, output_names=parts[0].output_names,
                            method=parts[0].method, link=parts[0].link, seconds=sum(p.seconds for p in parts),
-                           **joined)
+                           inputs=parts[0].inputs, input_players=parts[0].input_players, **joined)
 
     def __repr__(self):
         return (f"ExplanationShards({self.path!r}, rows={len(self)}, shards={self.n_shards}, "
@@ -347,7 +405,8 @@ def explain_dataset(explainer, data, seed=0, *, batch_size=None, verbose=1, stra
 
 
 def _explain_batch(explainer, run, x, first: int, seed: int) -> dict:
-    rows = np.arange(first, first + len(x), dtype=np.int64)
+    n = _nest.n_rows(x)
+    rows = np.arange(first, first + n, dtype=np.int64)
     if rows[-1] >= MAX_ROW_ID:
         raise ValueError("`data` has more than 2**32 rows (row ids are 32-bit counters).")
     explainer.masker.check_rows(rows)   # e.g. one segmentation map per image
@@ -355,7 +414,7 @@ def _explain_batch(explainer, run, x, first: int, seed: int) -> dict:
     try:
         explainer.check_outputs(x, seed, rows, out)
     except ValueError as err:
-        raise ValueError(f"rows {first}..{first + len(x) - 1} of `data` (instance i of `x` below is row "
+        raise ValueError(f"rows {first}..{first + n - 1} of `data` (instance i of `x` below is row "
                          f"{first} + i): {err}") from None
     return out
 
@@ -365,13 +424,13 @@ def _to_memory(explainer, run, blocks, batch_size, seed, bar, start) -> Explanat
     for x in _rebatch(blocks, batch_size):
         outs.append(_explain_batch(explainer, run, x, done, seed))
         xs.append(x)
-        done += len(x)
+        done += _nest.n_rows(x)
         if bar is not None:
             bar.update(done)
     if not xs:
         raise ValueError("`data` has no rows.")
     joined = {k: np.concatenate([o[k] for o in outs]) for k in outs[0]}
-    return explainer.explanation(np.concatenate(xs), joined, time.perf_counter() - start)
+    return explainer.explanation(_nest.concat(xs), joined, time.perf_counter() - start)
 
 
 class _Shard:
@@ -385,7 +444,7 @@ class _Shard:
     def add(self, x, out=None):
         """Rows x of the shard and their outputs (None: the shard was finished earlier)."""
         self.crc = zlib.crc32(_bytes(x), self.crc)
-        self.rows += len(x)
+        self.rows += _nest.n_rows(x)
         if out is not None:
             self.xs.append(x)
             self.outs.append(out)
@@ -403,10 +462,12 @@ def _to_shards(explainer, run, blocks, batch_size, shard_size, seed, bar, folder
                 raise ValueError(f"rows {shard.first}..{shard.first + shard.rows - 1} of `data` differ from those "
                                  f"{entry['file']} in `out` was computed from: resume with the same data.")
             return
-        x = np.concatenate(shard.xs)
+        x = _nest.concat(shard.xs)
         out = {k: np.concatenate([o[k] for o in shard.outs]) for k in shard.outs[0]}
         exp = explainer.explanation(x, out, time.perf_counter() - shard.start)
-        arrays = {name: _plain(getattr(exp, name)) for name in _ARRAYS if getattr(exp, name) is not None}
+        arrays = {name: _plain(getattr(exp, name)) for name in _ARRAYS
+                  if getattr(exp, name) is not None and name != "data"}
+        arrays.update(_data_arrays(exp.data))
         arrays["row_ids"] = np.arange(shard.first, shard.first + shard.rows, dtype=np.int64)
         entry = {"file": _shard_name(shard.k), "first_row": shard.first, "rows": shard.rows,
                  "seconds": exp.seconds, "crc32": shard.crc}
@@ -425,7 +486,7 @@ def _to_shards(explainer, run, blocks, batch_size, shard_size, seed, bar, folder
         if shard is None:
             shard = _Shard(k, done)
         shard.add(x, None if str(k) in finished else _explain_batch(explainer, run, x, done, seed))
-        done += len(x)
+        done += _nest.n_rows(x)
         if bar is not None:
             bar.update(done)
     if shard is None:
@@ -435,6 +496,15 @@ def _to_shards(explainer, run, blocks, batch_size, shard_size, seed, bar, folder
         manifest["rows"], manifest["complete"] = done, True
         _save_manifest(folder, manifest)
     return ExplanationShards(folder)
+
+
+def _data_arrays(data) -> dict:
+    """A shard's ``data`` entries: ``data``, or one ``data/<input>`` entry per input of a multi-input model."""
+    if isinstance(data, dict):
+        return {f"data/{k}": _plain(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return {f"data/{i}": _plain(v) for i, v in enumerate(data)}
+    return {"data": _plain(data)}
 
 
 def _savez(path, arrays):
