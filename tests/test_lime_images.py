@@ -216,3 +216,19 @@ def test_boundary_errors_name_the_argument():
         LIME(np.zeros((2, H, W + 1, CH), np.float32))
     with pytest.raises(ValueError, match="tabular"):
         LIME.feature_scale
+
+
+def test_segment_mean_fill_is_lime_hide_color_none():
+    """fill="segment_mean" hides a segment behind its own mean colour, as lime_image's default
+    hide_color=None builds its fudged image: the samples' model values equal the numpy model on
+    lime's fudged images, and a batch's rows get the numbers they get alone."""
+    explainer = tfexplain.Lime(MODEL, masker=Image(GRID, fill="segment_mean"), n_samples=200, target=0)
+    image = X[2]
+    fudged = image.copy()                                # lime_image.explain_instance, hide_color=None
+    for s in np.unique(SEGMENTS):
+        fudged[SEGMENTS == s] = [np.mean(image[SEGMENTS == s][:, c]) for c in range(CH)]
+    samples = explainer.samples(image[None], seed=3, row_offset=2)
+    z = samples["z"][0]
+    labels = _np_model(np.where(z[:, SEGMENTS][..., None] > 0, image[None], fudged[None]))
+    np.testing.assert_allclose(samples["y"][0, :, 0], labels[:, 0], atol=2e-6)
+    np.testing.assert_array_equal(explainer(X, seed=3).values[2], explainer(X[2:], seed=3, row_offset=2).values[0])

@@ -37,7 +37,7 @@ import tensorflow as tf
 from ._validation import as_matrix, as_names, frame_columns
 
 __all__ = ["Masker", "Tabular", "Points", "Image", "Text", "Words", "Composite", "BackgroundMasker",
-           "PointMasker", "gaussian_blur", "slic"]
+           "PointMasker", "gaussian_blur", "segment_means", "slic"]
 
 
 class Masker:
@@ -226,6 +226,17 @@ def gaussian_blur(images, sigma: float):
     return conv(images) / norm
 
 
+def segment_means(images, segments, n_segments: int):
+    """Each pixel's segment's mean colour: images [n, H, W, C], segment ids [n, H, W] in
+    [0, n_segments) -> [n, H, W, C] (lime_image's fill for ``hide_color=None``)."""
+    n, c = tf.shape(images)[0], images.shape[-1]
+    ids = tf.reshape(segments + n_segments * tf.range(n)[:, None, None], [-1])           # per image
+    colours = tf.reshape(images, [-1, c])
+    total = tf.math.unsorted_segment_sum(colours, ids, n * n_segments)
+    count = tf.math.unsorted_segment_sum(tf.ones_like(colours[:, :1]), ids, n * n_segments)
+    return tf.reshape(tf.gather(total / tf.maximum(count, 1.0), ids), tf.shape(images))
+
+
 def _grid(shape, rows: int, cols: int) -> np.ndarray:
     h, w = shape
     return ((np.arange(h)[:, None] * rows // h) * cols + np.arange(w)[None, :] * cols // w).astype(np.int32)
@@ -245,7 +256,8 @@ class Image(Masker):
         largest id + 1 of a map, 16 for "slic". Ids without pixels (or whose pixels all equal their
         fill) are null players: their values are exactly 0.
     fill: what hidden pixels become: a number or one per channel [C]; ``"mean"`` (the image's own
-        per-channel mean); ``"blur"`` (a Gaussian blur of the image, ``blur_sigma`` pixels, default
+        per-channel mean); ``"segment_mean"`` (each segment's own per-channel mean colour: lime_image's
+        default ``hide_color=None``); ``"blur"`` (a Gaussian blur of the image, ``blur_sigma`` pixels, default
         max(H, W) / 8); or background images [k, H, W, C] (interventional: a coalition's value is the
         mean output over the k images, hidden pixels from each, as the tabular masker does).
     shape: (H, W, C) of the model's input; default from the map, the background images or the model.
@@ -305,9 +317,9 @@ class Image(Masker):
         self.fill = fill
         bg_shape = None
         if isinstance(fill, str):
-            if fill not in ("mean", "blur"):
-                raise ValueError(f"`fill` must be a number, one per channel, 'mean', 'blur' or background images "
-                                 f"[k, H, W, C]; got {fill!r}.")
+            if fill not in ("mean", "segment_mean", "blur"):
+                raise ValueError(f"`fill` must be a number, one per channel, 'mean', 'segment_mean', 'blur' or "
+                                 f"background images [k, H, W, C]; got {fill!r}.")
             self._constant = None
         else:
             arr = np.asarray(fill.numpy() if hasattr(fill, "numpy") else fill)
@@ -443,16 +455,18 @@ class Image(Masker):
         x = tf.cast(x, tf.float32)
         n = tf.shape(x)[0]
         parts = [tf.reshape(x, [n, self.pixels])]
+        seg = self.segment(x, row_ids)
+        hw = self.shape[0] * self.shape[1]
         if self.background is None:
             if self._constant is not None:
                 fill = tf.broadcast_to(tf.constant(self._fill_image())[None], tf.shape(x))
             elif self.fill == "mean":
                 fill = tf.broadcast_to(tf.reduce_mean(x, axis=[1, 2], keepdims=True), tf.shape(x))
+            elif self.fill == "segment_mean":
+                fill = segment_means(x, seg, self.n_players)
             else:
                 fill = gaussian_blur(x, self.blur_sigma)
             parts.append(tf.reshape(fill, [n, self.pixels]))
-        seg = self.segment(x, row_ids)
-        hw = self.shape[0] * self.shape[1]
         parts.append(tf.cast(tf.reshape(seg, [n, hw]), tf.float32))   # ids < 2^24: exact in float32
         return tf.concat(parts, 1)
 
