@@ -31,6 +31,8 @@ that depends on the model's input, so samplers, kernels and solvers only see ``p
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import tensorflow as tf
 
@@ -68,7 +70,8 @@ class Masker:
         raise NotImplementedError
 
     def bind(self, model) -> "Masker":
-        """The masker ready for ``model`` (e.g. an image shape taken from the model): self by default."""
+        """The masker ready for ``model`` (e.g. an image shape taken from the model): self when nothing is
+        missing, else a bound copy (the masker passed in is never changed, so it can serve several models)."""
         return self
 
     def check(self, x, name: str = "x") -> np.ndarray:
@@ -391,7 +394,7 @@ class Image(Masker):
         if shape is None or len(shape) != 4 or any(v is None for v in list(shape)[1:]):
             raise ValueError("tfexplain.maskers.Image needs the image shape: pass shape=(H, W, C) (the model's "
                              f"input shape {shape!r} does not give it).")
-        return self._set_shape(tuple(shape)[1:], "shape")
+        return copy.copy(self)._set_shape(tuple(shape)[1:], "shape")   # the user's masker stays as it was
 
     def _require_shape(self):
         if self.shape is None:
@@ -608,7 +611,7 @@ class Text(Masker):
         if declared is None:
             raise ValueError("tfexplain.maskers.Text needs the sequence length: pass length=L (the model's input "
                              f"shape {shape!r} does not give it).")
-        return self._set_length(int(declared))
+        return copy.copy(self)._set_length(int(declared))   # the user's masker stays as it was
 
     def _require_length(self):
         if self.length is None:
@@ -914,12 +917,14 @@ class Composite(Masker):
         return self.pack([p.input_spec for p in self.parts])
 
     def bind(self, model) -> "Composite":
-        """Binds each input's masker to that input's shape in ``model`` (a Keras model's ``input``)."""
+        """A copy whose inputs' maskers are bound to their shapes in ``model`` (a Keras model's ``input``)."""
         declared = None
         try:
             declared = getattr(unwrapped_model(model), "input", None)
         except Exception:  # noqa: BLE001 -- models without a declared input
             declared = None
+        bound = copy.copy(self)      # the user's masker and its parts stay as they were
+        bound.parts = list(self.parts)
         for i, (key, part) in enumerate(zip(self.keys, self.parts)):
             spec = None
             if isinstance(declared, dict) and key in declared:
@@ -928,10 +933,10 @@ class Composite(Masker):
                 spec = declared[i]
             shape = getattr(spec, "shape", None)
             try:
-                self.parts[i] = part.bind(_Declared(None if shape is None else tuple(shape)))
+                bound.parts[i] = part.bind(_Declared(None if shape is None else tuple(shape)))
             except ValueError as err:
                 raise ValueError(f"input {key!r}: {err}") from None
-        return self
+        return bound
 
     def probe(self):
         probes = [np.asarray(p.probe()) for p in self.parts]
