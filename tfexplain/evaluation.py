@@ -9,6 +9,8 @@ program with the chunk size).
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import tensorflow as tf
 
@@ -134,16 +136,16 @@ def model_floor(explainer, jit_compile: bool | None = None):
     spec = explainer.masker.input_spec
     if not isinstance(spec, tf.TensorSpec) or not (spec.dtype.is_floating or spec.dtype.is_integer):
         raise ValueError(f"model_floor needs one numeric model input, not {spec!r}.")
-    n_samples, k = explainer.sampler.n_samples, explainer.masker.rows_per_sample
-    masker = _CopiesMasker(k, spec)
+    masker = _CopiesMasker(explainer.masker.rows_per_sample, spec)
+    # a partial, not a closure: TF counts retracing per code object, so many floors would warn
+    return tf.function(functools.partial(_floor, explainer, masker),
+                       jit_compile=explainer.jit_compile if jit_compile is None else jit_compile, autograph=False,
+                       input_signature=[spec])
 
-    @tf.function(jit_compile=explainer.jit_compile if jit_compile is None else jit_compile, autograph=False,
-                 input_signature=[spec])
-    def floor(x):
-        n = tf.shape(x)[0]
-        flat = tf.reshape(tf.cast(x, tf.float32), [n, int(np.prod(spec.shape[1:]))])   # ids < 2^24: exact
-        sample = Sample(tf.zeros([n, n_samples, 0]), None, None)
-        return tf.reduce_sum(evaluate(explainer.model_outputs, masker, flat, sample, explainer.batch_size,
-                                      explainer.n_outputs))
 
-    return floor
+def _floor(explainer, masker, x):
+    n = tf.shape(x)[0]
+    flat = tf.reshape(tf.cast(x, tf.float32), [n, int(np.prod(x.shape[1:]))])      # ids < 2^24: exact
+    sample = Sample(tf.zeros([n, explainer.sampler.n_samples, 0]), None, None)
+    return tf.reduce_sum(evaluate(explainer.model_outputs, masker, flat, sample, explainer.batch_size,
+                                  explainer.n_outputs))
