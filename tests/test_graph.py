@@ -114,6 +114,33 @@ def test_model_floor_evaluates_the_same_rows_in_the_same_chunks(rng):
     np.testing.assert_allclose(got, want, rtol=1e-5)
 
 
+def test_model_floor_takes_images_and_token_ids(rng):
+    """The floor takes the model's own input: images [n, H, W, C] (the model alone on each image,
+    n_samples times, not on the masker's flat rows) and int token ids [n, L]."""
+    from tfexplain.evaluation import model_floor
+    w = rng.normal(size=(4 * 4 * 2, 2)).astype(np.float32)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 4, 4, 2], tf.float32)])
+    def cnn(img):
+        return tf.tanh(tf.reshape(img, [-1, 32]) @ w)
+
+    images = rng.normal(size=(3, 4, 4, 2)).astype(np.float32)
+    explainer = tfexplain.Lime(cnn, masker=tfexplain.maskers.Image((2, 2), fill=0.5), n_samples=12, target=1,
+                               batch_size=5)
+    want = 12 * np.tanh(images.reshape(3, 32) @ w)[:, 1].sum()
+    np.testing.assert_allclose(float(model_floor(explainer)(images)), want, rtol=1e-5)
+    emb = rng.normal(size=(10,)).astype(np.float32)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 6], tf.int32)])
+    def text(ids):
+        return tf.sigmoid(tf.reduce_sum(tf.gather(emb, ids) * tf.range(1.0, 7.0), 1))
+
+    ids = rng.integers(0, 10, size=(4, 6)).astype(np.int32)
+    explainer = tfexplain.KernelShap(text, tfexplain.maskers.Text(mask_token=1), n_samples=10, batch_size=7)
+    want = 10 * (1 / (1 + np.exp(-(emb[ids] * np.arange(1.0, 7.0)).sum(1)))).sum()
+    np.testing.assert_allclose(float(model_floor(explainer)(ids)), want, rtol=1e-5)
+
+
 @pytest.mark.parametrize("p", [1, 7, 64, 65])
 def test_solves_traced_for_xla_match_numpy(rng, p):
     from tfexplain import solvers

@@ -9,6 +9,8 @@ program with the chunk size).
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import tensorflow as tf
 
@@ -102,16 +104,24 @@ def evaluate(model_fn, masker, x, sample, max_rows: int, n_outputs: int):
 
 
 class _CopiesMasker:
-    """The floor's rows: each pair's instance ``rows_per_sample`` times, slightly scaled so that every
-    row is distinct (nothing can be cached or folded away)."""
+    """The floor's rows: each pair's instance (flattened model input [P, D]) ``rows_per_sample`` times,
+    every copy distinct so that nothing can be cached or folded away: float inputs slightly scaled,
+    integer inputs (token ids) rotated along the row (copy j starts at position j mod D: still valid
+    ids, the same work for the model)."""
 
-    def __init__(self, rows_per_sample: int):
+    def __init__(self, rows_per_sample: int, spec: tf.TensorSpec):
         self.rows_per_sample = rows_per_sample
+        self._shape, self._dtype = list(spec.shape[1:]), spec.dtype
+        width = int(np.prod(self._shape))
         self._scale = (1.0 + 1e-6 * (np.arange(rows_per_sample) % 7)).astype(np.float32)
+        self._rotate = ((np.arange(width)[None, :] + np.arange(rows_per_sample)[:, None]) % width).astype(np.int32)
 
     def inputs(self, x, z, points=None):
-        rows = x[:, None, :] * tf.constant(self._scale)[None, :, None]
-        return tf.reshape(rows, [-1, x.shape[-1]])
+        if self._dtype.is_floating:
+            rows = x[:, None, :] * tf.constant(self._scale)[None, :, None]
+        else:
+            rows = tf.gather(x, tf.constant(self._rotate), axis=1)          # [P, copies, D]
+        return tf.cast(tf.reshape(rows, [-1, *self._shape]), self._dtype)
 
     def reduce(self, y):
         return tf.reduce_mean(tf.reshape(y, [-1, self.rows_per_sample, y.shape[-1]]), axis=1)
@@ -119,16 +129,23 @@ class _CopiesMasker:
 
 def model_floor(explainer, jit_compile: bool | None = None):
     """The model alone on the rows an explain call of ``explainer`` evaluates (n * samples * rows per
-    sample, built in-graph from x [n, d] and evaluated in the same chunks): the floor an explainer's
-    cost is compared with (benchmarks). Returns a ``tf.function`` of x giving the sum of the outputs."""
-    n_samples, k = explainer.sampler.n_samples, explainer.masker.rows_per_sample
-    masker = _CopiesMasker(k)
+    sample, built in-graph from its instances x and evaluated in the same chunks of ``batch_size``
+    rows): the floor an explainer's cost is compared with (benchmarks). x is the model's own input
+    (``explainer.masker.input_spec``: tables [n, d], images [n, H, W, C], token ids [n, L]); returns a
+    ``tf.function`` of x giving the sum of the outputs."""
+    spec = explainer.masker.input_spec
+    if not isinstance(spec, tf.TensorSpec) or not (spec.dtype.is_floating or spec.dtype.is_integer):
+        raise ValueError(f"model_floor needs one numeric model input, not {spec!r}.")
+    masker = _CopiesMasker(explainer.masker.rows_per_sample, spec)
+    # a partial, not a closure: TF counts retracing per code object, so many floors would warn
+    return tf.function(functools.partial(_floor, explainer, masker),
+                       jit_compile=explainer.jit_compile if jit_compile is None else jit_compile, autograph=False,
+                       input_signature=[spec])
 
-    @tf.function(jit_compile=explainer.jit_compile if jit_compile is None else jit_compile, autograph=False,
-                 input_signature=[tf.TensorSpec([None, explainer.n_features], tf.float32)])
-    def floor(x):
-        sample = Sample(tf.zeros([tf.shape(x)[0], n_samples, 0]), None, None)
-        return tf.reduce_sum(evaluate(explainer.model_outputs, masker, x, sample, explainer.batch_size,
-                                      explainer.n_outputs))
 
-    return floor
+def _floor(explainer, masker, x):
+    n = tf.shape(x)[0]
+    flat = tf.reshape(tf.cast(x, tf.float32), [n, int(np.prod(x.shape[1:]))])      # ids < 2^24: exact
+    sample = Sample(tf.zeros([n, explainer.sampler.n_samples, 0]), None, None)
+    return tf.reduce_sum(evaluate(explainer.model_outputs, masker, flat, sample, explainer.batch_size,
+                                  explainer.n_outputs))
