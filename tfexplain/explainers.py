@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from . import _diagnostics, _nest, _random, datasets, kernels, solvers
+from . import outputs as _outputs  # `outputs` names explain_fn's arrays below
 from ._lanes import elementwise, rowwise
 from .background import BackgroundSummary
 from ._validation import (as_choice, as_int, as_matrix, as_names, as_row_ids, as_seed, as_weights,
@@ -28,6 +29,7 @@ from .maskers import Composite, Masker, Points, Tabular, unwrapped_model
 from .models import ModelAdapter, as_2d
 from .samplers import (DISCRETIZERS, BinarySampler, DiscretizedTabularSampler, GaussianTabularSampler,
                        KernelSampler, LeverageSampler, Sample, bin_names, lime_bins, nearest_even_budgets)
+from .targets import resolve as resolve_targets
 
 DEFAULT_BATCH_SIZE = 2**17     # model rows per call for tables
 DEFAULT_BATCH_FLOATS = 2**24   # other inputs (images, ...): model-input floats per call (64 MB of float32)
@@ -128,8 +130,7 @@ class Explainer:
         self.model_fn = self._adapter.fn   # the model as TensorFlow ops: rows [r, d] -> its raw output
         n_out, self._squeeze = self._adapter.n_outputs, self._adapter.squeeze
         all_names = as_names(output_names, n_out, "output_names", "output ")
-        self.targets, self._single, self._pick = self._resolve_target(target, default_target, n_out, all_names,
-                                                                      top_labels)
+        self._targets = resolve_targets(target, default_target, n_out, all_names, top_labels)
         self.n_outputs = len(self.targets)
         self._check_probe(self._adapter.probe[:, self.targets])
         # a DataFrame's columns name the features unless feature_names does; x frames must match them
@@ -138,7 +139,7 @@ class Explainer:
             feature_names = columns if columns is not None else masker.player_names
         self.feature_names = as_names(feature_names, n_features, "feature_names", masker.player_prefix)
         # with a per-row target (predicted class, top labels) exp.target indexes all the outputs' names
-        self.output_names = all_names if self._pick else [all_names[t] for t in self.targets]
+        self.output_names = list(self._targets.output_names)
         # x (the model's input), seed, and each row's global index (its random stream)
         self._signature = [masker.input_spec,
                            tf.TensorSpec([], tf.int64), tf.TensorSpec([None], tf.int64)]
@@ -152,73 +153,14 @@ class Explainer:
                                        input_signature=self._signature)
         self._replica_fns = {}
 
+    @property
+    def targets(self) -> list:
+        """The model outputs explained in the graph (all of them for a per-row target)."""
+        return list(self._targets.indices)
+
     def _check_probe(self, y):
         """Model outputs on the probe rows must be finite (probabilities for link="logit")."""
         _diagnostics.check_rows(y, self._probe_arg, logit=self.link == "logit", first=True)
-
-    @staticmethod
-    def _resolve_target(target, default, n_out, names, top_labels=None):
-        """(explained output indices, whether values drop the output axis, per-row pick) from ``target``:
-        an index, an output name, a list of them, None (``default(n_out)``), or "predicted" (each row's
-        largest output: all outputs are explained in the graph and each row's is gathered); or from
-        ``top_labels=k`` (each row's k largest outputs). The pick is None, "predicted" or k."""
-        if top_labels is not None:
-            if target is not None:
-                raise ValueError("pass either `target` or `top_labels`, not both.")
-            k = as_int(top_labels, "top_labels", minimum=1)
-            if k > n_out:
-                raise ValueError(f"`top_labels` is {k} but the model has {n_out} output(s).")
-            return list(range(n_out)), False, k
-        if target is None:
-            target = default(n_out)
-            if target is None:
-                return list(range(n_out)), n_out == 1, None
-        if isinstance(target, str) and target == "predicted" and "predicted" not in names:
-            if n_out == 1:  # one output: it is the prediction
-                return [0], True, None
-            return list(range(n_out)), True, "predicted"
-
-        def index(t):
-            if isinstance(t, str):
-                if t not in names:
-                    raise ValueError(f"`target` {t!r} is not an output name; the outputs are {names} "
-                                     "(or use target='predicted').")
-                return names.index(t)
-            t = as_int(t, "target")
-            if not 0 <= t < n_out:
-                raise ValueError(f"`target` {t} is out of range: the model has {n_out} output(s).")
-            return t
-
-        if isinstance(target, (list, tuple, np.ndarray)):
-            idx = [index(t.item() if isinstance(t, np.generic) else t) for t in target]
-            single = False
-        else:
-            idx = [index(target)]
-            single = True
-        if not idx:
-            raise ValueError("`target` is an empty list.")
-        return idx, single, None
-
-    def _select(self, out):
-        """Graph outputs of all outputs -> those of each row's picked outputs (``target="predicted"``:
-        the largest model output; ``top_labels=k``: the k largest, in decreasing order), gathered along
-        the output axis; adds ``target`` [n, k] and, for KernelShap, each row's ``base_values``."""
-        if not self._pick:
-            return out
-        fx = out["fx"]
-        if self._pick == "predicted":
-            idx = tf.argmax(fx, axis=1, output_type=tf.int32)[:, None]
-        else:
-            idx = tf.math.top_k(fx, k=self._pick).indices
-        picked = {}
-        extras = self.masker.extras_spec()
-        for key, v in out.items():
-            rank = v.shape.rank
-            picked[key] = tf.gather(v, idx, axis=rank - 1, batch_dims=1) if rank in (2, 3) and key not in extras else v
-        if "intercept" not in out and "base_values" not in out:
-            picked["base_values"] = tf.gather(tf.constant(self.base_values), idx)
-        picked["target"] = tf.cast(idx, tf.int64)
-        return picked
 
     # ---- graph -------------------------------------------------------------------------------
     def _explained_outputs(self, rows):
@@ -282,14 +224,13 @@ class Explainer:
         def compute():
             flat = self.masker.flatten(x, row_ids)   # [n, D]: the graph works on flattened instances
             raw = self._xla_chunks(flat, seed, row_ids) if jit else self._graph(flat, seed, row_ids)
-            return self._shaped(self._select(raw))
+            return self._shape_outputs(raw)
 
         return tf.cond(_nest.graph_rows(x) > 0, compute, self._empty_outputs)
 
     def _empty_outputs(self):
         """The outputs of an empty batch: zero rows, the names, shapes and dtypes of a full call."""
-        spec = self._output_spec()
-        return self._shaped(self._select({k: tf.zeros([0] + list(s.shape[1:]), s.dtype) for k, s in spec.items()}))
+        return self._shape_outputs(_outputs.zeros(self._output_spec()))
 
     def replica_fn(self, strategy: tf.distribute.Strategy):
         """``explain_fn`` on every replica of a ``tf.distribute`` strategy: a ``tf.function`` of
@@ -373,7 +314,7 @@ class Explainer:
     def _compiled_graph(self, jit_compile, x, seed, rows):
         """The explain graph, traced for XLA when ``jit_compile`` (see ``solvers.compiled_solves``)."""
         with solvers.compiled_solves(jit_compile):
-            return self._shaped(self._select(self._graph(self.masker.flatten(x, rows), seed, rows)))
+            return self._shape_outputs(self._graph(self.masker.flatten(x, rows), seed, rows))
 
     def _graph(self, x, seed, rows):
         keys = self._keys(seed)
@@ -569,48 +510,28 @@ class Explainer:
     def n_evals_per_instance(self) -> int:
         return self.sampler.n_samples * self.masker.rows_per_sample + 1
 
-    def _shaped(self, out):
-        """Graph outputs of the explained outputs -> named and shaped like the Explanation's fields."""
-        sq = (lambda t: t[..., 0]) if self._single else (lambda t: t)
-        result = {"values": sq(out["values"]), "model_output": sq(out["fx"])}
-        if "stderr" in out and self.estimates_stderr:
-            result["stderr"] = sq(out["stderr"])
-        if "n_evals" in out:
-            result["n_evals"] = out["n_evals"]
-        if "target" in out:
-            result["target"] = sq(out["target"])
-        if "intercept" in out:
-            result.update(base_values=sq(out["intercept"]), intercept=sq(out["intercept"]),
-                          contributions=sq(out["contributions"]),
-                          score=sq(out["score"]), local_pred=sq(out["local_pred"]))
-        elif "base_values" in out:
-            result["base_values"] = sq(out["base_values"])
-        else:
-            n = tf.shape(out["fx"])[0]
-            result["base_values"] = sq(tf.broadcast_to(tf.constant(self.base_values), [n, self.n_outputs]))
-        for key in self.masker.extras_spec():
-            result[key] = out[key]
-        return result
+    def _shape_outputs(self, raw: dict) -> dict:
+        """The graph's raw outputs -> each row's picked targets (:meth:`Targets.select`) -> named and
+        shaped like the Explanation's fields (:func:`tfexplain.outputs.shaped`)."""
+        base_values = self._constant_base()
+        extras = self.masker.extras_spec()
+        return _outputs.shaped(self._targets.select(raw, base_values, extras), single=self._targets.single,
+                              base_values=base_values, n_outputs=self.n_outputs,
+                              estimates_stderr=self.estimates_stderr, extras=extras)
 
     def explanation(self, x, outputs: dict, seconds: float = 0.0) -> Explanation:
         """The :class:`Explanation` of rows ``x`` [n, d] from their outputs of ``explain_fn`` (or of an
         exported ``explain`` / ``explain_rows`` signature) as arrays: e.g. batches' outputs concatenated,
         or shards loaded from disk."""
-        def as_seen(a):   # numbers as the model saw them; token ids and strings as they are
-            a = np.asarray(a)
-            return a.astype(np.float32) if a.dtype.kind == "f" else a
+        return _outputs.explanation(x, outputs, method=self.method, feature_names=self.feature_names,
+                                    output_names=self.output_names, link=self.link,
+                                    n_evals_per_instance=self.n_evals_per_instance, masker=self.masker,
+                                    seconds=seconds, host_fields=self._extra_fields)
 
-        data = tf.nest.map_structure(as_seen, x)   # a dict / list of inputs for a multi-input model
-        out = {k: np.asarray(v) for k, v in outputs.items()}
-        n = _nest.n_rows(data)
-        return Explanation(
-            values=out["values"], base_values=out["base_values"], data=data,
-            feature_names=list(self.feature_names), output_names=list(self.output_names), method=self.method,
-            model_output=out["model_output"], link=self.link,
-            n_evals=out["n_evals"] if "n_evals" in out else np.full(n, self.n_evals_per_instance, np.int64),
-            seconds=seconds, stderr=out.get("stderr"), target=out.get("target"),
-            **{k: out[k] for k in ("intercept", "score", "local_pred", "contributions") if k in out},
-            **self.masker.explanation_fields(data, out), **self._extra_fields(data))
+    def _constant_base(self):
+        """The base value [o] shared by every row (KernelShap's over a tabular background), or None
+        (per instance in the graph, or Lime's intercept)."""
+        return None
 
     def _extra_fields(self, data) -> dict:
         """Explanation fields computed on the host from the rows (Lime's readable feature conditions)."""
@@ -785,6 +706,9 @@ class KernelShap(Explainer):
 
     def _check_probe(self, y):
         pass  # _background_value checks every background row
+
+    def _constant_base(self):
+        return self.base_values
 
     def _background_value(self):
         """link(weighted mean model output over the background), computed once, eagerly. Raises
