@@ -23,7 +23,8 @@ from ._lanes import elementwise, rowwise
 from .background import BackgroundSummary
 from ._validation import (as_choice, as_int, as_matrix, as_names, as_row_ids, as_seed, as_weights,
                           check_columns, frame_columns)
-from .evaluation import accumulate_pieces, chunked_map, evaluate
+from . import evaluation
+from .evaluation import DEFAULT_BATCH_SIZE, accumulate_pieces, chunked_map, evaluate  # noqa: F401 (re-exported)
 from .explanation import Explanation
 from .maskers import Composite, Masker, Points, Tabular, unwrapped_model
 from .models import ModelAdapter, as_2d
@@ -31,8 +32,6 @@ from .samplers import (DISCRETIZERS, BinarySampler, DiscretizedTabularSampler, G
                        KernelSampler, LeverageSampler, Sample, bin_names, lime_bins, nearest_even_budgets)
 from .targets import resolve as resolve_targets
 
-DEFAULT_BATCH_SIZE = 2**17     # model rows per call for tables
-DEFAULT_BATCH_FLOATS = 2**24   # other inputs (images, ...): model-input floats per call (64 MB of float32)
 PROGRESS_ROWS = 2**25  # verbose="auto": a progress bar when a call evaluates at least this many model rows
 MAX_EXACT_FEATURES = 20
 MAX_QUICK_BACKGROUND = 300  # KernelShap warns above this many background rows
@@ -115,8 +114,7 @@ class Explainer:
             raise ValueError(f"`jit_compile=True` is not supported with the {type(masker).__name__} masker "
                              "(its ops, e.g. strings, do not compile with XLA).")
         if batch_size is None:   # tables: 2^17 rows; an image is many floats, so as many as fit 2^24 floats
-            batch_size = DEFAULT_BATCH_SIZE if isinstance(masker, (Tabular, Points)) else \
-                max(1, min(DEFAULT_BATCH_SIZE, DEFAULT_BATCH_FLOATS // max(1, masker.row_floats)))
+            batch_size = evaluation.default_batch_size(masker.row_floats, isinstance(masker, (Tabular, Points)))
         self.batch_size = as_int(batch_size, "batch_size", minimum=1)
         if not isinstance(jit_compile, bool):
             raise TypeError(f"`jit_compile` must be a bool, got {type(jit_compile).__name__}.")
@@ -179,16 +177,6 @@ class Explainer:
         """The sampler's stream keys, then one for the solver (e.g. bootstrap)."""
         return _random.split_keys(_random.seed_to_tensor(seed), self.sampler.n_keys + 1)
 
-    def _pieces(self, units: int, floats_per_unit: int, fixed: int = 0) -> tuple[int, int]:
-        """(units per piece, pieces): an instance's ``units`` samples (or sample pairs) cut into equal
-        pieces whose floats fit the ``batch_size`` budget (``batch_size`` model-input rows), so that
-        no budget of samples is ever held at once. One piece when it all fits."""
-        if units == 0:
-            return 0, 1
-        cap = max(1, (self.batch_size * self.masker.row_floats - fixed) // max(1, floats_per_unit))
-        pieces = -(-units // cap)
-        return -(-units // pieces), pieces
-
     def _instance_floats(self) -> int:
         """Floats one instance holds in the graph outside the model call at a time (one piece of its
         samples and what is accumulated over pieces)."""
@@ -200,7 +188,7 @@ class Explainer:
         (``batch_size`` rows of d features). Their model rows are evaluated in chunks of
         ``batch_size`` rows inside, so peak memory is bounded by ``batch_size`` either way, and the
         per-instance work runs as few, wide ops (what keeps an accelerator busy)."""
-        return max(1, self.batch_size * self.masker.row_floats // max(1, self._instance_floats()))
+        return evaluation.instances_per_chunk(self.batch_size, self.masker.row_floats, self._instance_floats())
 
     def explain_graph(self, x, seed, row_ids, *, jit_compile=None) -> dict:
         """The explain computation as TensorFlow ops: x [n, ...] (the model's input, ``masker.input_spec``),
@@ -772,7 +760,7 @@ class KernelShap(Explainer):
         if self._streams:
             # two samples (coalition, values, design) and one folded bootstrap row per replicate a pair
             per_pair = 2 * (2 * d + o) + boot * (d + 1)
-            self._pair_piece, self._n_pieces = self._pieces(self.sampler.n_pairs, per_pair, fixed)
+            self._pair_piece, self._n_pieces = evaluation.pieces(self.sampler.n_pairs, per_pair, budget, fixed)
             self._floats = fixed + self._pair_piece * per_pair
             return
         self._pair_piece, self._n_pieces = 0, 1
@@ -1107,7 +1095,8 @@ class Lime(Explainer):
         d = self.n_features
         self._per_sample = (2 * d if self.tabular else d) + self.n_outputs + 2
         self._fixed = fixed                  # what the masker holds per instance (e.g. its flattened image)
-        self._piece, self._n_pieces = self._pieces(sampler.n_samples, self._per_sample, fixed)
+        self._piece, self._n_pieces = evaluation.pieces(sampler.n_samples, self._per_sample,
+                                                         self.batch_size * self.masker.row_floats, fixed)
 
     def _tabular_parts(self, training_data, n_samples, kernel_width, categorical_features, discretize_continuous,
                        discretizer, training_labels):
