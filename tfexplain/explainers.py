@@ -17,15 +17,15 @@ from typing import NamedTuple, Optional
 import numpy as np
 import tensorflow as tf
 
-from . import _diagnostics, _nest, _random, datasets, kernels, solvers
+from . import _diagnostics, _nest, _random, datasets, evaluation, kernels, solvers
 from . import outputs as _outputs  # `outputs` names explain_fn's arrays below
-from ._lanes import elementwise, rowwise
+from ._lanes import rowwise
 from .background import BackgroundSummary
-from ._validation import (as_choice, as_int, as_matrix, as_names, as_row_ids, as_seed, as_weights,
-                          check_columns, frame_columns)
-from . import evaluation
+from ._validation import (as_choice, as_int, as_matrix, as_names, as_real, as_row_ids, as_seed, as_weights,
+                          check_columns, frame_columns, row_range)
 from .evaluation import DEFAULT_BATCH_SIZE, accumulate_pieces, chunked_map, evaluate  # noqa: F401 (re-exported)
 from .explanation import Explanation
+from .links import link_fn
 from .maskers import Composite, Masker, Points, Tabular, unwrapped_model
 from .models import ModelAdapter, as_2d
 from .samplers import (DISCRETIZERS, BinarySampler, DiscretizedTabularSampler, GaussianTabularSampler,
@@ -36,7 +36,6 @@ PROGRESS_ROWS = 2**25  # verbose="auto": a progress bar when a call evaluates at
 MAX_EXACT_FEATURES = 20
 MAX_QUICK_BACKGROUND = 300  # KernelShap warns above this many background rows
 MAX_ADJUST_SAMPLES = 256
-_LOGIT_EPS = 1e-7
 
 
 class _Round(NamedTuple):
@@ -61,20 +60,6 @@ class _Converge(NamedTuple):
     done: tf.Tensor      # [c] converged
 
 
-def _logit(t):
-    """log(p / (1 - p)) of p clipped to [eps, 1 - eps]; NaN where t is not in [0, 1] (NaN, Inf, or a
-    logit / score: no probability, and clipping it would quietly explain a constant)."""
-    p = tf.clip_by_value(t, _LOGIT_EPS, 1.0 - _LOGIT_EPS)
-    logit = elementwise(tf.math.log, p, 0.5) - elementwise(tf.math.log1p, -p, 0.5)
-    return tf.where(_diagnostics.inside_unit(t), logit, tf.constant(np.nan, t.dtype))
-
-
-def _link_fn(name):
-    if name == "identity":
-        return lambda t: t
-    return _logit
-
-
 def _several_inputs(model, background) -> bool:
     """Whether ``background`` gives one background per model input: a dict, or a list holding a masker
     or matching a model that declares several inputs (a list of numbers is one tabular background)."""
@@ -89,12 +74,6 @@ def _several_inputs(model, background) -> bool:
     except Exception:  # noqa: BLE001 -- models without a declared input
         return False
     return isinstance(declared, (list, tuple)) and len(declared) > 1 and len(background) == len(declared)
-
-
-def _row_ids(n: int, offset: int) -> np.ndarray:
-    if offset + n > 2**32:
-        raise ValueError(f"`row_offset` + rows must stay below 2**32 (row ids are 32-bit counters), got {offset + n}.")
-    return np.arange(offset, offset + n, dtype=np.int64)
 
 
 class Explainer:
@@ -120,7 +99,7 @@ class Explainer:
             raise TypeError(f"`jit_compile` must be a bool, got {type(jit_compile).__name__}.")
         self.jit_compile = jit_compile
         self.link = as_choice(link, "link", {"identity", "logit"})
-        self._link = _link_fn(self.link)
+        self._link = link_fn(self.link)
         self.output_key = output_key
         self._adapter = ModelAdapter(model, masker.probe(), output_key, warn=not jit_compile)
         if jit_compile:
@@ -351,7 +330,7 @@ class Explainer:
         weights, and for LIME ``points`` [n, m, d] (model input). For inspection and testing; it
         materializes n * m rows, so keep n small."""
         data = self.masker.check(x, "x")
-        rows = _row_ids(_nest.n_rows(data), as_int(row_offset, "row_offset", minimum=0))
+        rows = row_range(_nest.n_rows(data), as_int(row_offset, "row_offset", minimum=0))
         self.masker.check_rows(rows)
         out = self._samples_fn(_nest.constant(data), tf.constant(as_seed(seed), tf.int64), rows)
         return {k: v.numpy() for k, v in out.items()}
@@ -388,7 +367,7 @@ class Explainer:
         seed = as_seed(seed)
         offset = as_int(row_offset, "row_offset", minimum=0)
         if row_ids is None:
-            rows = _row_ids(_nest.n_rows(data), offset)
+            rows = row_range(_nest.n_rows(data), offset)
         elif offset:
             raise ValueError("pass either `row_offset` or `row_ids`, not both.")
         else:
@@ -968,16 +947,8 @@ class KernelShap(Explainer):
         return out
 
 
-def _real(value, name):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"`{name}` must be a real number, got {type(value).__name__}.")
-    if not np.isfinite(value):
-        raise ValueError(f"`{name}` must be finite, got {value!r}.")
-    return float(value)
-
-
 def _kernel_width(value) -> float:
-    width = _real(value, "kernel_width")
+    width = as_real(value, "kernel_width")
     if not width > 0:
         raise ValueError(f"`kernel_width` must be a positive number, got {value!r}.")
     return width
@@ -1065,7 +1036,7 @@ class Lime(Explainer):
                              "not both" + (" and not neither." if masker is None else "."))
         self.feature_selection = as_choice(
             feature_selection, "feature_selection", {"auto", "forward_selection", "highest_weights", "none"})
-        self.alpha = _real(alpha, "alpha")
+        self.alpha = as_real(alpha, "alpha")
         if self.alpha < 0:
             raise ValueError(f"`alpha` must be a non-negative number, got {alpha!r}.")
         if masker is None:
