@@ -5,6 +5,10 @@ WLS; ``Lime`` = Gaussian tabular sampler + points as they are + exponential kern
 feature selection, or for images / text a binary on/off sampler + the masker + cosine kernel + the same
 ridge. Everything between the input batch and the attributions runs in one graph (polymorphic batch,
 chunked model evaluation, no Python loop over instances or samples).
+
+``Explainer`` holds the graph and the call boundary; the other pieces have homes of their own: the
+model adapter (``models``), targets (``targets``), chunk and piece sizes (``evaluation``), the link
+(``links``), and the shaping of outputs and building of the Explanation (``outputs``).
 """
 
 from __future__ import annotations
@@ -77,7 +81,10 @@ def _several_inputs(model, background) -> bool:
 
 
 class Explainer:
-    """Base class: owns the model adapter, target selection, the graph and the call boundary."""
+    """Base class: composes the parts, builds the explain graph and owns the call boundary; the model
+    adapter (:class:`~tfexplain.models.ModelAdapter`), the resolved :class:`~tfexplain.targets.Targets`,
+    chunk sizing (:mod:`tfexplain.evaluation`) and output shaping (:mod:`tfexplain.outputs`) are parts
+    it holds or calls."""
 
     method = "explainer"
     _probe_arg = "data"  # the constructor argument whose first rows probe the model (for messages)
