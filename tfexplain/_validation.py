@@ -96,6 +96,22 @@ def as_row_ids(row_ids, n: int, name: str = "row_ids") -> np.ndarray:
     return a.astype(np.int64)
 
 
+def row_range(n: int, offset: int) -> np.ndarray:
+    """int64 [n]: the global ids ``offset`` .. ``offset + n - 1`` of consecutive rows (``row_offset=``)."""
+    if offset + n > MAX_ROW_ID:
+        raise ValueError(f"`row_offset` + rows must stay below 2**32 (row ids are 32-bit counters), got {offset + n}.")
+    return np.arange(offset, offset + n, dtype=np.int64)
+
+
+def as_real(value, name: str) -> float:
+    """A finite real number (not a bool) as a float; TypeError / ValueError naming ``name``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"`{name}` must be a real number, got {type(value).__name__}.")
+    if not np.isfinite(value):
+        raise ValueError(f"`{name}` must be finite, got {value!r}.")
+    return float(value)
+
+
 def as_choice(value, name: str, choices) -> str:
     if value not in choices:
         raise ValueError(f"`{name}` must be one of {sorted(choices)}, got {value!r}.")

@@ -1,5 +1,6 @@
 """Batched, chunked model evaluation: peak memory is bounded by ``max_rows`` model-input rows,
-whatever the number of instances, samples and background rows.
+whatever the number of instances, samples and background rows; and the sizes that bound it (an
+explainer's default ``batch_size``, an instance's samples cut into pieces, instances per chunk).
 
 Chunks are consecutive slices of tensors reshaped to [chunks, chunk size, ...] and walked by one graph
 loop: no index vectors, so XLA sees dynamic slices of the loop counter and no [chunk size] constants
@@ -15,6 +16,41 @@ import numpy as np
 import tensorflow as tf
 
 from .samplers import Sample
+
+DEFAULT_BATCH_SIZE = 2**17     # model rows per call for tables
+DEFAULT_BATCH_FLOATS = 2**24   # other inputs (images, ...): model-input floats per call (64 MB of float32)
+
+
+def default_batch_size(row_floats: int, tabular: bool) -> int:
+    """An explainer's default ``batch_size`` (model rows per call): 2^17 rows for tables; a row of other
+    inputs (an image) is many floats, so as many rows as fit 2^24 floats (at least 1, at most 2^17)."""
+    if tabular:
+        return DEFAULT_BATCH_SIZE
+    return max(1, min(DEFAULT_BATCH_SIZE, DEFAULT_BATCH_FLOATS // max(1, row_floats)))
+
+
+def even_pieces(units: int, cap: int) -> tuple[int, int]:
+    """(units per piece, pieces): ``units`` > 0 cut into the fewest pieces of at most ``cap`` units, as
+    equal as they can be (the last piece padded to the others' size)."""
+    n_pieces = -(-units // cap)
+    return -(-units // n_pieces), n_pieces
+
+
+def pieces(units: int, floats_per_unit: int, budget_floats: int, fixed: int = 0) -> tuple[int, int]:
+    """(units per piece, pieces): an instance's ``units`` samples (or sample pairs) of
+    ``floats_per_unit`` floats each cut into equal pieces that fit ``budget_floats`` (``batch_size``
+    model-input rows) next to ``fixed`` floats held per instance, so that no budget of samples is ever
+    held at once. One piece when it all fits; (0, 1) for no units."""
+    if units == 0:
+        return 0, 1
+    return even_pieces(units, max(1, (budget_floats - fixed) // max(1, floats_per_unit)))
+
+
+def instances_per_chunk(batch_size: int, row_floats: int, instance_floats: int) -> int:
+    """Instances sampled and solved together: as many as fit the floats of one model-input chunk
+    (``batch_size`` rows of ``row_floats``) when each holds ``instance_floats`` outside the model call;
+    at least 1."""
+    return max(1, batch_size * row_floats // max(1, instance_floats))
 
 
 def even_chunks(total, cap):
@@ -79,14 +115,13 @@ def evaluate(model_fn, masker, x, sample, max_rows: int, n_outputs: int):
     if m == 0:  # nothing to evaluate (d = 1: only the empty and full coalitions)
         return tf.zeros([c, 0, n_outputs])
     cap = max(1, max_rows // masker.rows_per_sample)   # pairs per chunk
-    pieces = -(-m // cap)
-    per_piece = -(-m // pieces)
+    per_piece, n_pieces = even_pieces(m, cap)
 
-    def units(t):  # [c, m, ...] -> [c * pieces, per_piece, ...]
-        t = _pad_to(t, pieces * per_piece, 1) if pieces * per_piece != m else t
-        return tf.reshape(t, tf.concat([[c * pieces, per_piece], tf.shape(t)[2:]], 0))
+    def units(t):  # [c, m, ...] -> [c * n_pieces, per_piece, ...]
+        t = _pad_to(t, n_pieces * per_piece, 1) if n_pieces * per_piece != m else t
+        return tf.reshape(t, tf.concat([[c * n_pieces, per_piece], tf.shape(t)[2:]], 0))
 
-    elems = {"x": tf.repeat(x, pieces, axis=0) if pieces > 1 else x, "z": units(sample.z)}
+    elems = {"x": tf.repeat(x, n_pieces, axis=0) if n_pieces > 1 else x, "z": units(sample.z)}
     if sample.points is not None:
         elems["points"] = units(sample.points)
 
@@ -100,7 +135,7 @@ def evaluate(model_fn, masker, x, sample, max_rows: int, n_outputs: int):
 
     values = chunked_map(chunk, elems, max(1, cap // per_piece),
                          tf.TensorSpec([None, per_piece, n_outputs], tf.float32))
-    return tf.reshape(values, [c, pieces * per_piece, n_outputs])[:, :m]
+    return tf.reshape(values, [c, n_pieces * per_piece, n_outputs])[:, :m]
 
 
 class _CopiesMasker:

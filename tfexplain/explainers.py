@@ -5,6 +5,10 @@ WLS; ``Lime`` = Gaussian tabular sampler + points as they are + exponential kern
 feature selection, or for images / text a binary on/off sampler + the masker + cosine kernel + the same
 ridge. Everything between the input batch and the attributions runs in one graph (polymorphic batch,
 chunked model evaluation, no Python loop over instances or samples).
+
+``Explainer`` holds the graph and the call boundary; the other pieces have homes of their own: the
+model adapter (``models``), targets (``targets``), chunk and piece sizes (``evaluation``), the link
+(``links``), and the shaping of outputs and building of the Explanation (``outputs``).
 """
 
 from __future__ import annotations
@@ -17,25 +21,25 @@ from typing import NamedTuple, Optional
 import numpy as np
 import tensorflow as tf
 
-from . import _diagnostics, _nest, _random, datasets, kernels, solvers
-from ._lanes import elementwise, rowwise
+from . import _diagnostics, _nest, _random, datasets, evaluation, kernels, solvers
+from . import outputs as _outputs  # `outputs` names explain_fn's arrays below
+from ._lanes import rowwise
 from .background import BackgroundSummary
-from ._validation import (as_choice, as_int, as_matrix, as_names, as_row_ids, as_seed, as_weights,
-                          check_columns, frame_columns)
-from .evaluation import accumulate_pieces, chunked_map, evaluate
+from ._validation import (as_choice, as_int, as_matrix, as_names, as_real, as_row_ids, as_seed, as_weights,
+                          check_columns, frame_columns, row_range)
+from .evaluation import DEFAULT_BATCH_SIZE, accumulate_pieces, chunked_map, evaluate  # noqa: F401 (re-exported)
 from .explanation import Explanation
+from .links import link_fn
 from .maskers import Composite, Masker, Points, Tabular, unwrapped_model
 from .models import ModelAdapter, as_2d
 from .samplers import (DISCRETIZERS, BinarySampler, DiscretizedTabularSampler, GaussianTabularSampler,
                        KernelSampler, LeverageSampler, Sample, bin_names, lime_bins, nearest_even_budgets)
+from .targets import resolve as resolve_targets
 
-DEFAULT_BATCH_SIZE = 2**17     # model rows per call for tables
-DEFAULT_BATCH_FLOATS = 2**24   # other inputs (images, ...): model-input floats per call (64 MB of float32)
 PROGRESS_ROWS = 2**25  # verbose="auto": a progress bar when a call evaluates at least this many model rows
 MAX_EXACT_FEATURES = 20
 MAX_QUICK_BACKGROUND = 300  # KernelShap warns above this many background rows
 MAX_ADJUST_SAMPLES = 256
-_LOGIT_EPS = 1e-7
 
 
 class _Round(NamedTuple):
@@ -60,20 +64,6 @@ class _Converge(NamedTuple):
     done: tf.Tensor      # [c] converged
 
 
-def _logit(t):
-    """log(p / (1 - p)) of p clipped to [eps, 1 - eps]; NaN where t is not in [0, 1] (NaN, Inf, or a
-    logit / score: no probability, and clipping it would quietly explain a constant)."""
-    p = tf.clip_by_value(t, _LOGIT_EPS, 1.0 - _LOGIT_EPS)
-    logit = elementwise(tf.math.log, p, 0.5) - elementwise(tf.math.log1p, -p, 0.5)
-    return tf.where(_diagnostics.inside_unit(t), logit, tf.constant(np.nan, t.dtype))
-
-
-def _link_fn(name):
-    if name == "identity":
-        return lambda t: t
-    return _logit
-
-
 def _several_inputs(model, background) -> bool:
     """Whether ``background`` gives one background per model input: a dict, or a list holding a masker
     or matching a model that declares several inputs (a list of numbers is one tabular background)."""
@@ -90,14 +80,11 @@ def _several_inputs(model, background) -> bool:
     return isinstance(declared, (list, tuple)) and len(declared) > 1 and len(background) == len(declared)
 
 
-def _row_ids(n: int, offset: int) -> np.ndarray:
-    if offset + n > 2**32:
-        raise ValueError(f"`row_offset` + rows must stay below 2**32 (row ids are 32-bit counters), got {offset + n}.")
-    return np.arange(offset, offset + n, dtype=np.int64)
-
-
 class Explainer:
-    """Base class: owns the model adapter, target selection, the graph and the call boundary."""
+    """Base class: composes the parts, builds the explain graph and owns the call boundary; the model
+    adapter (:class:`~tfexplain.models.ModelAdapter`), the resolved :class:`~tfexplain.targets.Targets`,
+    chunk sizing (:mod:`tfexplain.evaluation`) and output shaping (:mod:`tfexplain.outputs`) are parts
+    it holds or calls."""
 
     method = "explainer"
     _probe_arg = "data"  # the constructor argument whose first rows probe the model (for messages)
@@ -113,14 +100,13 @@ class Explainer:
             raise ValueError(f"`jit_compile=True` is not supported with the {type(masker).__name__} masker "
                              "(its ops, e.g. strings, do not compile with XLA).")
         if batch_size is None:   # tables: 2^17 rows; an image is many floats, so as many as fit 2^24 floats
-            batch_size = DEFAULT_BATCH_SIZE if isinstance(masker, (Tabular, Points)) else \
-                max(1, min(DEFAULT_BATCH_SIZE, DEFAULT_BATCH_FLOATS // max(1, masker.row_floats)))
+            batch_size = evaluation.default_batch_size(masker.row_floats, isinstance(masker, (Tabular, Points)))
         self.batch_size = as_int(batch_size, "batch_size", minimum=1)
         if not isinstance(jit_compile, bool):
             raise TypeError(f"`jit_compile` must be a bool, got {type(jit_compile).__name__}.")
         self.jit_compile = jit_compile
         self.link = as_choice(link, "link", {"identity", "logit"})
-        self._link = _link_fn(self.link)
+        self._link = link_fn(self.link)
         self.output_key = output_key
         self._adapter = ModelAdapter(model, masker.probe(), output_key, warn=not jit_compile)
         if jit_compile:
@@ -128,8 +114,7 @@ class Explainer:
         self.model_fn = self._adapter.fn   # the model as TensorFlow ops: rows [r, d] -> its raw output
         n_out, self._squeeze = self._adapter.n_outputs, self._adapter.squeeze
         all_names = as_names(output_names, n_out, "output_names", "output ")
-        self.targets, self._single, self._pick = self._resolve_target(target, default_target, n_out, all_names,
-                                                                      top_labels)
+        self._targets = resolve_targets(target, default_target, n_out, all_names, top_labels)
         self.n_outputs = len(self.targets)
         self._check_probe(self._adapter.probe[:, self.targets])
         # a DataFrame's columns name the features unless feature_names does; x frames must match them
@@ -138,7 +123,7 @@ class Explainer:
             feature_names = columns if columns is not None else masker.player_names
         self.feature_names = as_names(feature_names, n_features, "feature_names", masker.player_prefix)
         # with a per-row target (predicted class, top labels) exp.target indexes all the outputs' names
-        self.output_names = all_names if self._pick else [all_names[t] for t in self.targets]
+        self.output_names = list(self._targets.output_names)
         # x (the model's input), seed, and each row's global index (its random stream)
         self._signature = [masker.input_spec,
                            tf.TensorSpec([], tf.int64), tf.TensorSpec([None], tf.int64)]
@@ -152,73 +137,14 @@ class Explainer:
                                        input_signature=self._signature)
         self._replica_fns = {}
 
+    @property
+    def targets(self) -> list:
+        """The model outputs explained in the graph (all of them for a per-row target)."""
+        return list(self._targets.indices)
+
     def _check_probe(self, y):
         """Model outputs on the probe rows must be finite (probabilities for link="logit")."""
         _diagnostics.check_rows(y, self._probe_arg, logit=self.link == "logit", first=True)
-
-    @staticmethod
-    def _resolve_target(target, default, n_out, names, top_labels=None):
-        """(explained output indices, whether values drop the output axis, per-row pick) from ``target``:
-        an index, an output name, a list of them, None (``default(n_out)``), or "predicted" (each row's
-        largest output: all outputs are explained in the graph and each row's is gathered); or from
-        ``top_labels=k`` (each row's k largest outputs). The pick is None, "predicted" or k."""
-        if top_labels is not None:
-            if target is not None:
-                raise ValueError("pass either `target` or `top_labels`, not both.")
-            k = as_int(top_labels, "top_labels", minimum=1)
-            if k > n_out:
-                raise ValueError(f"`top_labels` is {k} but the model has {n_out} output(s).")
-            return list(range(n_out)), False, k
-        if target is None:
-            target = default(n_out)
-            if target is None:
-                return list(range(n_out)), n_out == 1, None
-        if isinstance(target, str) and target == "predicted" and "predicted" not in names:
-            if n_out == 1:  # one output: it is the prediction
-                return [0], True, None
-            return list(range(n_out)), True, "predicted"
-
-        def index(t):
-            if isinstance(t, str):
-                if t not in names:
-                    raise ValueError(f"`target` {t!r} is not an output name; the outputs are {names} "
-                                     "(or use target='predicted').")
-                return names.index(t)
-            t = as_int(t, "target")
-            if not 0 <= t < n_out:
-                raise ValueError(f"`target` {t} is out of range: the model has {n_out} output(s).")
-            return t
-
-        if isinstance(target, (list, tuple, np.ndarray)):
-            idx = [index(t.item() if isinstance(t, np.generic) else t) for t in target]
-            single = False
-        else:
-            idx = [index(target)]
-            single = True
-        if not idx:
-            raise ValueError("`target` is an empty list.")
-        return idx, single, None
-
-    def _select(self, out):
-        """Graph outputs of all outputs -> those of each row's picked outputs (``target="predicted"``:
-        the largest model output; ``top_labels=k``: the k largest, in decreasing order), gathered along
-        the output axis; adds ``target`` [n, k] and, for KernelShap, each row's ``base_values``."""
-        if not self._pick:
-            return out
-        fx = out["fx"]
-        if self._pick == "predicted":
-            idx = tf.argmax(fx, axis=1, output_type=tf.int32)[:, None]
-        else:
-            idx = tf.math.top_k(fx, k=self._pick).indices
-        picked = {}
-        extras = self.masker.extras_spec()
-        for key, v in out.items():
-            rank = v.shape.rank
-            picked[key] = tf.gather(v, idx, axis=rank - 1, batch_dims=1) if rank in (2, 3) and key not in extras else v
-        if "intercept" not in out and "base_values" not in out:
-            picked["base_values"] = tf.gather(tf.constant(self.base_values), idx)
-        picked["target"] = tf.cast(idx, tf.int64)
-        return picked
 
     # ---- graph -------------------------------------------------------------------------------
     def _explained_outputs(self, rows):
@@ -237,16 +163,6 @@ class Explainer:
         """The sampler's stream keys, then one for the solver (e.g. bootstrap)."""
         return _random.split_keys(_random.seed_to_tensor(seed), self.sampler.n_keys + 1)
 
-    def _pieces(self, units: int, floats_per_unit: int, fixed: int = 0) -> tuple[int, int]:
-        """(units per piece, pieces): an instance's ``units`` samples (or sample pairs) cut into equal
-        pieces whose floats fit the ``batch_size`` budget (``batch_size`` model-input rows), so that
-        no budget of samples is ever held at once. One piece when it all fits."""
-        if units == 0:
-            return 0, 1
-        cap = max(1, (self.batch_size * self.masker.row_floats - fixed) // max(1, floats_per_unit))
-        pieces = -(-units // cap)
-        return -(-units // pieces), pieces
-
     def _instance_floats(self) -> int:
         """Floats one instance holds in the graph outside the model call at a time (one piece of its
         samples and what is accumulated over pieces)."""
@@ -258,7 +174,7 @@ class Explainer:
         (``batch_size`` rows of d features). Their model rows are evaluated in chunks of
         ``batch_size`` rows inside, so peak memory is bounded by ``batch_size`` either way, and the
         per-instance work runs as few, wide ops (what keeps an accelerator busy)."""
-        return max(1, self.batch_size * self.masker.row_floats // max(1, self._instance_floats()))
+        return evaluation.instances_per_chunk(self.batch_size, self.masker.row_floats, self._instance_floats())
 
     def explain_graph(self, x, seed, row_ids, *, jit_compile=None) -> dict:
         """The explain computation as TensorFlow ops: x [n, ...] (the model's input, ``masker.input_spec``),
@@ -282,14 +198,13 @@ class Explainer:
         def compute():
             flat = self.masker.flatten(x, row_ids)   # [n, D]: the graph works on flattened instances
             raw = self._xla_chunks(flat, seed, row_ids) if jit else self._graph(flat, seed, row_ids)
-            return self._shaped(self._select(raw))
+            return self._shape_outputs(raw)
 
         return tf.cond(_nest.graph_rows(x) > 0, compute, self._empty_outputs)
 
     def _empty_outputs(self):
         """The outputs of an empty batch: zero rows, the names, shapes and dtypes of a full call."""
-        spec = self._output_spec()
-        return self._shaped(self._select({k: tf.zeros([0] + list(s.shape[1:]), s.dtype) for k, s in spec.items()}))
+        return self._shape_outputs(_outputs.zeros(self._output_spec()))
 
     def replica_fn(self, strategy: tf.distribute.Strategy):
         """``explain_fn`` on every replica of a ``tf.distribute`` strategy: a ``tf.function`` of
@@ -373,7 +288,7 @@ class Explainer:
     def _compiled_graph(self, jit_compile, x, seed, rows):
         """The explain graph, traced for XLA when ``jit_compile`` (see ``solvers.compiled_solves``)."""
         with solvers.compiled_solves(jit_compile):
-            return self._shaped(self._select(self._graph(self.masker.flatten(x, rows), seed, rows)))
+            return self._shape_outputs(self._graph(self.masker.flatten(x, rows), seed, rows))
 
     def _graph(self, x, seed, rows):
         keys = self._keys(seed)
@@ -422,7 +337,7 @@ class Explainer:
         weights, and for LIME ``points`` [n, m, d] (model input). For inspection and testing; it
         materializes n * m rows, so keep n small."""
         data = self.masker.check(x, "x")
-        rows = _row_ids(_nest.n_rows(data), as_int(row_offset, "row_offset", minimum=0))
+        rows = row_range(_nest.n_rows(data), as_int(row_offset, "row_offset", minimum=0))
         self.masker.check_rows(rows)
         out = self._samples_fn(_nest.constant(data), tf.constant(as_seed(seed), tf.int64), rows)
         return {k: v.numpy() for k, v in out.items()}
@@ -459,7 +374,7 @@ class Explainer:
         seed = as_seed(seed)
         offset = as_int(row_offset, "row_offset", minimum=0)
         if row_ids is None:
-            rows = _row_ids(_nest.n_rows(data), offset)
+            rows = row_range(_nest.n_rows(data), offset)
         elif offset:
             raise ValueError("pass either `row_offset` or `row_ids`, not both.")
         else:
@@ -569,48 +484,28 @@ class Explainer:
     def n_evals_per_instance(self) -> int:
         return self.sampler.n_samples * self.masker.rows_per_sample + 1
 
-    def _shaped(self, out):
-        """Graph outputs of the explained outputs -> named and shaped like the Explanation's fields."""
-        sq = (lambda t: t[..., 0]) if self._single else (lambda t: t)
-        result = {"values": sq(out["values"]), "model_output": sq(out["fx"])}
-        if "stderr" in out and self.estimates_stderr:
-            result["stderr"] = sq(out["stderr"])
-        if "n_evals" in out:
-            result["n_evals"] = out["n_evals"]
-        if "target" in out:
-            result["target"] = sq(out["target"])
-        if "intercept" in out:
-            result.update(base_values=sq(out["intercept"]), intercept=sq(out["intercept"]),
-                          contributions=sq(out["contributions"]),
-                          score=sq(out["score"]), local_pred=sq(out["local_pred"]))
-        elif "base_values" in out:
-            result["base_values"] = sq(out["base_values"])
-        else:
-            n = tf.shape(out["fx"])[0]
-            result["base_values"] = sq(tf.broadcast_to(tf.constant(self.base_values), [n, self.n_outputs]))
-        for key in self.masker.extras_spec():
-            result[key] = out[key]
-        return result
+    def _shape_outputs(self, raw: dict) -> dict:
+        """The graph's raw outputs -> each row's picked targets (:meth:`Targets.select`) -> named and
+        shaped like the Explanation's fields (:func:`tfexplain.outputs.shaped`)."""
+        base_values = self._constant_base()
+        extras = self.masker.extras_spec()
+        return _outputs.shaped(self._targets.select(raw, base_values, extras), single=self._targets.single,
+                              base_values=base_values, n_outputs=self.n_outputs,
+                              estimates_stderr=self.estimates_stderr, extras=extras)
 
     def explanation(self, x, outputs: dict, seconds: float = 0.0) -> Explanation:
         """The :class:`Explanation` of rows ``x`` [n, d] from their outputs of ``explain_fn`` (or of an
         exported ``explain`` / ``explain_rows`` signature) as arrays: e.g. batches' outputs concatenated,
         or shards loaded from disk."""
-        def as_seen(a):   # numbers as the model saw them; token ids and strings as they are
-            a = np.asarray(a)
-            return a.astype(np.float32) if a.dtype.kind == "f" else a
+        return _outputs.explanation(x, outputs, method=self.method, feature_names=self.feature_names,
+                                    output_names=self.output_names, link=self.link,
+                                    n_evals_per_instance=self.n_evals_per_instance, masker=self.masker,
+                                    seconds=seconds, host_fields=self._extra_fields)
 
-        data = tf.nest.map_structure(as_seen, x)   # a dict / list of inputs for a multi-input model
-        out = {k: np.asarray(v) for k, v in outputs.items()}
-        n = _nest.n_rows(data)
-        return Explanation(
-            values=out["values"], base_values=out["base_values"], data=data,
-            feature_names=list(self.feature_names), output_names=list(self.output_names), method=self.method,
-            model_output=out["model_output"], link=self.link,
-            n_evals=out["n_evals"] if "n_evals" in out else np.full(n, self.n_evals_per_instance, np.int64),
-            seconds=seconds, stderr=out.get("stderr"), target=out.get("target"),
-            **{k: out[k] for k in ("intercept", "score", "local_pred", "contributions") if k in out},
-            **self.masker.explanation_fields(data, out), **self._extra_fields(data))
+    def _constant_base(self):
+        """The base value [o] shared by every row (KernelShap's over a tabular background), or None
+        (per instance in the graph, or Lime's intercept)."""
+        return None
 
     def _extra_fields(self, data) -> dict:
         """Explanation fields computed on the host from the rows (Lime's readable feature conditions)."""
@@ -786,6 +681,9 @@ class KernelShap(Explainer):
     def _check_probe(self, y):
         pass  # _background_value checks every background row
 
+    def _constant_base(self):
+        return self.base_values
+
     def _background_value(self):
         """link(weighted mean model output over the background), computed once, eagerly. Raises
         ValueError if the model gives NaN / Inf on a background row (or, for link="logit", a value
@@ -848,7 +746,7 @@ class KernelShap(Explainer):
         if self._streams:
             # two samples (coalition, values, design) and one folded bootstrap row per replicate a pair
             per_pair = 2 * (2 * d + o) + boot * (d + 1)
-            self._pair_piece, self._n_pieces = self._pieces(self.sampler.n_pairs, per_pair, fixed)
+            self._pair_piece, self._n_pieces = evaluation.pieces(self.sampler.n_pairs, per_pair, budget, fixed)
             self._floats = fixed + self._pair_piece * per_pair
             return
         self._pair_piece, self._n_pieces = 0, 1
@@ -1056,16 +954,8 @@ class KernelShap(Explainer):
         return out
 
 
-def _real(value, name):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"`{name}` must be a real number, got {type(value).__name__}.")
-    if not np.isfinite(value):
-        raise ValueError(f"`{name}` must be finite, got {value!r}.")
-    return float(value)
-
-
 def _kernel_width(value) -> float:
-    width = _real(value, "kernel_width")
+    width = as_real(value, "kernel_width")
     if not width > 0:
         raise ValueError(f"`kernel_width` must be a positive number, got {value!r}.")
     return width
@@ -1153,7 +1043,7 @@ class Lime(Explainer):
                              "not both" + (" and not neither." if masker is None else "."))
         self.feature_selection = as_choice(
             feature_selection, "feature_selection", {"auto", "forward_selection", "highest_weights", "none"})
-        self.alpha = _real(alpha, "alpha")
+        self.alpha = as_real(alpha, "alpha")
         if self.alpha < 0:
             raise ValueError(f"`alpha` must be a non-negative number, got {alpha!r}.")
         if masker is None:
@@ -1183,7 +1073,8 @@ class Lime(Explainer):
         d = self.n_features
         self._per_sample = (2 * d if self.tabular else d) + self.n_outputs + 2
         self._fixed = fixed                  # what the masker holds per instance (e.g. its flattened image)
-        self._piece, self._n_pieces = self._pieces(sampler.n_samples, self._per_sample, fixed)
+        self._piece, self._n_pieces = evaluation.pieces(sampler.n_samples, self._per_sample,
+                                                         self.batch_size * self.masker.row_floats, fixed)
 
     def _tabular_parts(self, training_data, n_samples, kernel_width, categorical_features, discretize_continuous,
                        discretizer, training_labels):

@@ -22,8 +22,8 @@ import tensorflow_probability as tfp
 from . import _random
 from ._validation import as_int, as_matrix, as_seed
 from .evaluation import evaluate as _evaluate
-from .explainers import _link_fn
 from .explanation import Explanation
+from .links import link_fn
 from .maskers import BackgroundMasker
 from .models import ModelAdapter, as_2d
 from .samplers import Sample, random_subsets
@@ -93,7 +93,7 @@ class _Game:
         self.target, self.squeeze = target, squeeze
         self.masker = BackgroundMasker(baseline)
         self.batch_size = as_int(batch_size, "batch_size", minimum=1)
-        self.link = _link_fn(link)
+        self.link = link_fn(link)
 
     def outputs(self, rows):
         return as_2d(self.f(rows), self.squeeze)[:, self.target:self.target + 1]

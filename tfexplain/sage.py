@@ -55,8 +55,7 @@ import tensorflow as tf
 from . import _diagnostics, _random
 from ._validation import as_int, as_matrix, as_names, as_seed, as_weights, check_columns, frame_columns
 from .background import BackgroundSummary
-from .evaluation import evaluate
-from .explainers import DEFAULT_BATCH_SIZE
+from .evaluation import DEFAULT_BATCH_SIZE, evaluate
 from .explanation import GlobalImportance
 from .maskers import BackgroundMasker
 from .models import ModelAdapter, as_2d
