@@ -537,7 +537,12 @@ class KernelShap(Explainer):
         naming the nearest valid ones); >= 2^d - 2 enumerates all of them and gives exact Shapley values.
     sampler: "leverage" (default; paired leverage-score sampling, Musco & Witter 2025), "kernel"
         (shap's KernelExplainer scheme) or "exact" (all 2^d - 2 coalitions, d <= 20).
-    n_bootstrap: bootstrap replicates for ``exp.stderr`` (default 32; 0 skips the estimate).
+    n_bootstrap: bootstrap replicates for ``exp.stderr`` (default 32; 0 skips any standard error).
+    stderr: "auto" (default): with the default leverage sampler, no adjustment and no ``tolerance``, and
+        a budget that fits ``batch_size`` in one piece, standard errors by linearization (the sandwich
+        variance of the stratified sample: one pass over the samples, what the bootstrap approximates,
+        about the cost of one replicate); otherwise the bootstrap. "bootstrap": always ``n_bootstrap``
+        replicates.
     adjust: "auto" (default), True or False: regression adjustment (Witter, Liu & Musco 2025) -- fit a
         kernel ridge model with interactions up to order 3 to the sampled coalition values, take its
         exact Shapley values and estimate only the residual. "auto" uses it with the leverage sampler
@@ -564,7 +569,7 @@ class KernelShap(Explainer):
     method = "KernelShap"
 
     def __init__(self, model, background, *, n_samples=None, sampler="leverage", link="identity",
-                 target=None, n_bootstrap=32, adjust="auto", tolerance=None, max_samples=None,
+                 target=None, n_bootstrap=32, stderr="auto", adjust="auto", tolerance=None, max_samples=None,
                  background_weights=None,
                  feature_names=None, output_names=None, batch_size=None, jit_compile=False,
                  output_key=None):
@@ -603,6 +608,7 @@ class KernelShap(Explainer):
                 f"got {n_samples}: use {nearest_even_budgets(n_samples, d + 1)}, or sampler='kernel' (shap's "
                 f"scheme) for an odd budget.")
         self.n_bootstrap = as_int(n_bootstrap, "n_bootstrap", minimum=0)
+        self.stderr_method = as_choice(stderr, "stderr", {"auto", "bootstrap"})
         if self.n_bootstrap == 1:
             raise ValueError("`n_bootstrap` must be 0 (no standard errors) or at least 2.")
         plan = KernelSampler(d, n_samples) if sampler == "kernel" else LeverageSampler(d, n_samples)
@@ -743,6 +749,16 @@ class KernelShap(Explainer):
         fixed = self.masker.instance_floats                     # e.g. the null-player test
         width = self.masker.row_floats
         budget = self.batch_size * width
+        self._linearized = False
+        if self._streams and boot and self.tolerance is None and self.stderr_method == "auto":
+            # the linearized standard errors need the budget in one piece: two samples and the folded
+            # row's contributions to the variance (d x o) a pair
+            per_pair = 2 * (2 * d + o) + (d + 1) * (o + 1)
+            size, n_pieces = evaluation.pieces(self.sampler.n_pairs, per_pair, budget, fixed)
+            if n_pieces == 1:
+                self._linearized, self._pair_piece, self._n_pieces = True, size, 1
+                self._floats = fixed + size * per_pair
+                return
         if self._streams:
             # two samples (coalition, values, design) and one folded bootstrap row per replicate a pair
             per_pair = 2 * (2 * d + o) + boot * (d + 1)
@@ -844,7 +860,8 @@ class KernelShap(Explainer):
         (Poisson bootstrap, same mean and variance)."""
         plan = self.sampler
         c, d, o = tf.shape(x)[0], self.n_features, self.n_outputs
-        boot = self.n_bootstrap if self._resamples else 0
+        linear = self._linearized           # one piece, linearized standard errors instead of replicates
+        boot = self.n_bootstrap if self._resamples and not linear else 0
         size, n_pieces = self._pair_piece, self._n_pieces
         state = plan.prepare(keys, rows)
         f64 = tf.float64
@@ -861,6 +878,9 @@ class KernelShap(Explainer):
             a, b, _ = solvers.shapley_design(z, y, v0, fx, mask)
             aw = a * tf.repeat(w_pair, 2)[None, :, None]
             out = {"gram": tf.einsum("cmi,cmj->cij", aw, a), "rhs": tf.einsum("cmi,cmo->cio", aw, b)}
+            if linear:   # the folded rows themselves (one piece: no sums over pieces)
+                out["rows"] = (a[:, 0::2], (b[:, 0::2] - b[:, 1::2]) / 2.0,
+                               tf.broadcast_to(2.0 * w_pair[None, :], [c, size]))
             if boot:  # a complement's projected row is -a: fold each pair into one row
                 folded_b = (b[:, 0::2] - b[:, 1::2]) / 2.0
                 w2 = tf.broadcast_to(2.0 * w_pair[None, :], [c, size])
@@ -878,6 +898,10 @@ class KernelShap(Explainer):
         term = solvers.constraint_term(mask, d)
         gram = sums["gram"] + term
         var = None
+        if linear:
+            strata, factors = plan.strata()
+            se = solvers.linearized_stderr(*sums["rows"], gram, sums["rhs"], strata, factors, mask)
+            var = tf.square(tf.cast(se, f64))
         if boot:
             delta = fx - v0
             se = solvers.bootstrap_stderr_from_normal_equations(sums["boot_gram"] + term[:, None], sums["boot_rhs"],

@@ -286,6 +286,16 @@ class LeverageSampler:
             self._bootstrap = BootstrapPlan(np.repeat(np.arange(self.n_pairs), 2), self.n_pairs, strata)
         return self._bootstrap
 
+    def strata(self):
+        """(stratum of each pair [n_pairs] int32, variance factor of each stratum [classes] float64), as
+        :func:`tfexplain.solvers.linearized_stderr` takes them: the size classes, with factor
+        (1 - n/N) n / (n - 1) for a class of n pairs drawn from N (without replacement; N = inf for the
+        random ones), 0 for an enumerated class or one of a single pair (as the bootstrap's ``lam``)."""
+        strata = np.repeat(np.arange(len(self.classes)), [c.pairs for c in self.classes]).astype(np.int32)
+        factors = np.array([lam ** 2 * c.pairs / (c.pairs - 1) if c.pairs >= 2 else 0.0
+                            for c, lam in zip(self.classes, self._class_lam)], np.float64)
+        return strata, factors
+
     def class_of(self, pair):
         """Class index of each pair index (int tensor)."""
         starts = tf.constant(self._class_starts[1:])

@@ -247,13 +247,67 @@ def bootstrap_stderr_from_normal_equations(gram, rhs, delta, mask=None, summed_i
     var = tf.reduce_sum(tf.square(dev), axis=1) / tf.maximum(n - 1.0, 1.0)
     # the instance's own design: mean replicate gram at unit diagonal, smallest Cholesky pivot
     g_mean = tf.reduce_sum(tf.where(keep, g, tf.zeros_like(g)), axis=1) / tf.maximum(n, 1.0)
-    diag = tf.linalg.diag_part(g_mean)
-    scale = tf.where(diag > 0, tf.math.rsqrt(tf.where(diag > 0, diag, 1.0)), tf.zeros_like(diag))
-    chol = _cholesky(g_mean * scale[..., :, None] * scale[..., None, :] + _JITTER * eye)
-    pivots = tf.square(tf.linalg.diag_part(chol)) - _JITTER
-    full_rank = tf.reduce_all(pivots > _DEFICIENT_PIVOT[summed_in], -1)[:, None, None]     # NaN: False
+    full_rank = _full_rank(g_mean, _DEFICIENT_PIVOT[summed_in])[:, None, None]
     se = tf.where((n >= 2.0) & full_rank, tf.sqrt(var), tf.constant(np.inf, _F64))
     return tf.cast(se, tf.float32)
+
+
+def _full_rank(gram, pivot):
+    """[c] whether grams [c, d, d] (float64) are of full rank: the smallest Cholesky pivot at unit
+    diagonal above ``pivot`` (False for NaN)."""
+    eye = tf.eye(gram.shape[-1], dtype=_F64)
+    diag = tf.linalg.diag_part(gram)
+    scale = tf.where(diag > 0, tf.math.rsqrt(tf.where(diag > 0, diag, 1.0)), tf.zeros_like(diag))
+    chol = _cholesky(gram * scale[..., :, None] * scale[..., None, :] + _JITTER * eye)
+    pivots = tf.square(tf.linalg.diag_part(chol)) - _JITTER
+    return tf.reduce_all(pivots > pivot, -1)
+
+
+def linearized_stderr(a, b, w, gram, rhs, strata, factors, mask=None):
+    """Standard errors of the constrained Shapley regression by linearization (the sandwich, or delta
+    method, for a stratified sample): one pass over the samples instead of re-solving bootstrap
+    replicates, and the variance the stratified Rao-Wu bootstrap approximates.
+
+    The estimate is x = G^-1 r with G = sum_p w_p a_p a_p^T + C and r = sum_p w_p a_p b_p^T, so to first
+    order x - x* = G^-1 sum_p u_p with u_p = w_p a_p e_p^T, e_p = b_p - a_p^T x its residual. The units
+    p (complement pairs folded into one row) are drawn independently within strata (the sampler's size
+    classes): Var(sum_p u_p) = sum_h f_h sum_{p in h} (u_p - mean_h u)^2, with f_h = (1 - n_h / N_h) n_h /
+    (n_h - 1) (0 for an enumerated stratum or one of a single unit). The values are L x (+ constants),
+    L the projection onto the constraint (over the masked players), so their variance is that of
+    L G^-1 sum_p u_p, computed unit by unit ([c, P, d, o] at most), times units / (units - (players - 1))
+    (HC1: the residuals come from a fit of players - 1 free parameters).
+
+    a [c, P, d] folded projected rows, b [c, P, o] their targets, w [c, P] weights, gram [c, d, d] and
+    rhs [c, d, o] the normal equations (constraint term included), strata int [P] (numpy: each unit's
+    stratum), factors [H] (numpy: f_h), mask [c, d] the players solved for. Returns [c, d, o] float32:
+    +inf where the design is rank-deficient (as :func:`bootstrap_stderr_from_normal_equations`)."""
+    d = a.shape[-1]
+    a, b = tf.cast(a, _F64), tf.cast(b, _F64)
+    x = _sym_solve(gram, rhs)                                                    # [c, d, o]
+    e = b - tf.einsum("cpd,cdo->cpo", a, x)                                      # residuals
+    ginv = _sym_solve(gram, tf.broadcast_to(tf.eye(d, dtype=_F64), tf.shape(gram)))
+    m, n = _players(mask, d)
+    if m is None:
+        proj = tf.eye(d, dtype=_F64) - 1.0 / d
+        lg = tf.einsum("ij,cjk->cik", proj, ginv)
+    else:
+        proj = m[:, :, None] * (tf.eye(d, dtype=_F64)[None] - m[:, None, :] / n)
+        lg = tf.matmul(proj, ginv)                                               # L G^-1 [c, d, d]
+    t = tf.einsum("cki,cpi->cpk", lg, a) * tf.cast(w, _F64)[..., None]          # [c, P, d]
+    units = t[..., None] * e[:, :, None, :]                                      # [c, P, d, o]
+    onehot = tf.constant(np.eye(len(factors))[np.asarray(strata)], _F64)         # [P, H]
+    counts = np.maximum(np.bincount(np.asarray(strata), minlength=len(factors)), 1).astype(np.float64)
+    means = tf.einsum("cpko,ph->chko", units, onehot) / tf.constant(counts, _F64)[None, :, None, None]
+    centred = units - tf.einsum("chko,ph->cpko", means, onehot)
+    per_unit = tf.constant(np.asarray(factors, np.float64)[np.asarray(strata)], _F64)
+    var = tf.einsum("cpko,p->cko", tf.square(centred), per_unit)
+    # small-sample (HC1) correction: the residuals are fitted with n - 1 free parameters (the players
+    # less the constraint), which shrinks them by about units / (units - (n - 1))
+    units_n = float(len(strata))
+    free = (tf.reduce_sum(m, -1)[:, None, None] if m is not None else float(d)) - 1.0
+    var = var * units_n / tf.maximum(units_n - free, 1.0)
+    full_rank = _full_rank(gram, _DEFICIENT_PIVOT[tf.float64])[:, None, None]
+    return tf.cast(tf.where(full_rank, tf.sqrt(var), tf.constant(np.inf, _F64)), tf.float32)
 
 
 def shapley_bootstrap_stderr(z, y, weights, v0, v1, multipliers, pair_ids, mask=None):
