@@ -54,3 +54,20 @@ def test_extreme_words_stay_inside_the_open_interval():
     assert u[0] > 0 and u[1] < 1 and abs(u[2] - 0.5) < 1e-6
     import tensorflow_probability as tfp
     assert np.all(np.isfinite(tfp.distributions.Normal(0.0, 1.0).quantile(u).numpy()))
+
+
+def test_normals_are_box_muller_pairs_of_the_row_stream():
+    """Known answers: block b of row r holds, for its ceil(d/2) counters' two words (u1, u2), the pairs
+    sqrt(-2 log u1) (cos, sin)(2 pi u2) (float64 reference), the same numbers in any piece of blocks
+    and batch of rows, and under XLA to float32 rounding."""
+    key, rows, d = _key(5), tf.constant([3, 11, 0], tf.int64), 7
+    blocks = tf.range(40)
+    z = _random.normal_blocks(key, rows, blocks, d).numpy()
+    u = _random.uniform_blocks(key, rows, blocks, 8).numpy().astype(np.float64)
+    r, t = np.sqrt(-2 * np.log(u[..., :4])), 2 * np.pi * u[..., 4:]
+    np.testing.assert_allclose(z, np.concatenate([r * np.cos(t), r * np.sin(t)], -1)[..., :d], rtol=2e-6, atol=2e-6)
+    np.testing.assert_array_equal(_random.normal_blocks(key, rows[1:2], tf.range(10, 20), d).numpy(), z[1:2, 10:20])
+    compiled = tf.function(lambda r: _random.normal_blocks(key, r, blocks, d), jit_compile=True)(rows)
+    np.testing.assert_allclose(compiled.numpy(), z, atol=1e-5)
+    big = _random.normal_blocks(key, tf.range(50, dtype=tf.int64), tf.range(400), 10).numpy().ravel()
+    assert abs(big.mean()) < 0.01 and abs(big.std() - 1) < 0.01 and abs(np.mean(big > 1.96) - 0.025) < 0.002
