@@ -283,3 +283,67 @@ def test_explain_dataset_with_several_inputs(numbers_tokens, tmp_path):
         np.testing.assert_array_equal(loaded.values_by_input["tokens"], whole.values_by_input["tokens"])
     with pytest.raises(ValueError, match="missing"):
         explainer.explain_dataset({"numbers": num}, verbose=0)
+
+
+# ---- review findings ---------------------------------------------------------------------------------
+@tf.function(input_signature=[{"a": tf.TensorSpec([None, DA], tf.float64), "b": tf.TensorSpec([None, DB], tf.float64)}])
+def TWO64(x):
+    return tf.reduce_sum(tf.tanh(x["a"]), 1) + tf.reduce_sum(x["b"], 1) * x["a"][:, 0]
+
+
+def test_nested_float64_signature_runs_in_the_graph():
+    """Each input is cast to its own spec's dtype (it used to fall back to numpy and hang)."""
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")            # no "not TensorFlow ops" fallback warning
+        explainer = tfexplain.KernelShap(TWO64, {"a": BG_A, "b": BG_B}, sampler="exact")
+    assert explainer.in_graph
+    exp = explainer({"a": XA, "b": XB})
+    np.testing.assert_allclose(exp.values.sum(1) + exp.base_values, exp.model_output, atol=1e-5)
+
+
+def test_nonfinite_outputs_are_diagnosed_per_input():
+    @tf.function(input_signature=[{"a": tf.TensorSpec([None, DA], tf.float32), "b": tf.TensorSpec([None, DB], tf.float32)}])
+    def nan_when_large(x):
+        out = TWO(x)
+        return tf.where(x["a"][:, 0] > 5.0, tf.constant(np.nan, tf.float32), out)
+
+    explainer = tfexplain.KernelShap(nan_when_large, {"a": BG_A, "b": BG_B}, n_samples=16)
+    a = XA.copy()
+    a[1, 0] = 9.0
+    with pytest.raises(ValueError, match=r"returned NaN or Inf on \d+ of \d+ rows evaluated to explain instance 1"):
+        explainer({"a": a, "b": XB})
+
+
+def test_frames_columns_and_one_feature_columns():
+    pd = pytest.importorskip("pandas")
+    explainer = tfexplain.KernelShap(TWO, {"a": pd.DataFrame(BG_A, columns=list("pqr")), "b": BG_B}, sampler="exact")
+    assert explainer.feature_names[:3] == ["a:p", "a:q", "a:r"]
+    good = explainer({"a": pd.DataFrame(XA, columns=list("pqr")), "b": XB})
+    np.testing.assert_array_equal(good.values, explainer({"a": XA, "b": XB}).values)
+    with pytest.raises(ValueError, match="column"):
+        explainer({"a": pd.DataFrame(XA, columns=list("rqp")), "b": XB})
+
+    @tf.function(input_signature=[[tf.TensorSpec([None, 1], tf.float32), tf.TensorSpec([None, DB], tf.float32)]])
+    def one_feature(x):
+        return x[0][:, 0] * tf.reduce_sum(x[1], 1)
+
+    one = tfexplain.KernelShap(one_feature, [Tabular(BG_A[:, :1]), Tabular(BG_B)], sampler="exact")
+    np.testing.assert_array_equal(one([XA[:, 0], XB]).values, one([XA[:, :1], XB]).values)   # a column [n] is [n, 1]
+
+
+def test_keras_style_pairs_lime_dict_and_feature_slices(numbers_tokens):
+    model, explainer = numbers_tokens
+    x = {"numbers": NUM, "tokens": TOK}
+    whole = explainer(x)
+    pairs = tf.data.Dataset.from_tensor_slices((x, np.zeros(3))).batch(2)        # (inputs, y) batches
+    np.testing.assert_array_equal(explainer.explain_dataset(pairs, verbose=0).values, whole.values)
+    np.testing.assert_array_equal(explainer.explain_dataset([(x, np.zeros(3))], verbose=0).values, whole.values)
+    lime = tfexplain.Lime(model, masker={"numbers": BG_B, "tokens": Text(mask_token=1)}, kernel_width=0.25,
+                          n_samples=100, target=1)
+    assert isinstance(lime.masker, Composite) and lime(x).values.shape == (3, DB + L)
+    part = whole[:, ["numbers:x0", "tokens:position 3"]]
+    assert part.inputs is None and part.data.shape == (3, 2)
+    np.testing.assert_array_equal(part.data[:, 1], TOK[:, 3])
+    back = tfexplain.Explanation.from_dict(part.to_dict())
+    np.testing.assert_array_equal(back.values, part.values)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from . import _nest
+
 # How far past [0, 1] a probability may stray before link="logit" calls it "not a probability": the
 # weighted mean over background rows is a float32 sum, which can land a few ulps past 1.
 PROB_SLACK = 1e-3
@@ -88,12 +90,12 @@ def _instance_rows(explainer, x: np.ndarray, seed: int, row: int, notes: list):
         return
     z = sample["z"][0]
     masker = explainer.masker
-    flat = masker.flatten(tf.constant(x), tf.constant([row], tf.int64))
+    flat = masker.flatten(_nest.constant(x, masker.input_spec), tf.constant([row], tf.int64))
     per_chunk = max(1, explainer.batch_size // masker.rows_per_sample)
     for i in range(0, len(z), per_chunk):
         zc = tf.constant(z[i:i + per_chunk])
         xc = tf.repeat(flat, tf.shape(zc)[0], axis=0)
-        yield masker.inputs(xc, zc, None).numpy()
+        yield _nest.to_numpy(masker.inputs(xc, zc, None))
 
 
 def raise_for_nonfinite(explainer, data: np.ndarray, seed: int, rows, bad: np.ndarray, model_outputs) -> None:
@@ -106,8 +108,8 @@ def raise_for_nonfinite(explainer, data: np.ndarray, seed: int, rows, bad: np.nd
     total = n_nonfinite = n_outside = 0
     notes = []
     for i in checked:
-        for chunk in _instance_rows(explainer, data[i:i + 1], seed, int(rows[i]), notes):
-            y = model_outputs(tf.constant(chunk, explainer.masker.input_spec.dtype)).numpy()
+        for chunk in _instance_rows(explainer, _nest.take(data, slice(i, i + 1)), seed, int(rows[i]), notes):
+            y = model_outputs(_nest.constant(chunk, explainer.masker.input_spec)).numpy()
             nonfinite, outside = _row_counts(y, logit)
             total += len(y)
             n_nonfinite += int(nonfinite.sum())

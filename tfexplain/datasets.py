@@ -116,16 +116,25 @@ def _multi_source(data, masker):
         return masker.check(block, "data")
 
     ranks = [len(p.input_spec.shape) - 1 for p in masker.parts]
+
+    def inputs_like(value, kind) -> bool:   # the model's inputs (a dict / list of `kind`), not (inputs, y)
+        if masker.is_dict:
+            return isinstance(value, dict) and set(value) == set(masker.keys) and all(
+                isinstance(v, kind) for v in value.values())
+        return isinstance(value, (list, tuple)) and len(value) == len(ranks) and all(isinstance(v, kind) for v in value)
+
     if isinstance(data, tf.data.Dataset):
         spec = data.element_spec
-        if isinstance(spec, tuple) and not masker.is_dict:   # a list model's elements are tuples of inputs
-            spec = list(spec)
-        x_spec = spec[0] if isinstance(spec, tuple) else spec
-        leaves = masker.leaves(x_spec) if isinstance(x_spec, (dict, list)) and len(x_spec) == len(ranks) else None
-        if leaves is None or not all(isinstance(s, tf.TensorSpec) for s in leaves):
+        if inputs_like(spec, tf.TensorSpec):
+            pairs = False
+        elif isinstance(spec, tuple) and spec and inputs_like(spec[0], tf.TensorSpec):
+            pairs = True     # (inputs, y) or (inputs, y, sample_weight), as Keras' fit takes them
+        else:
             raise TypeError(f"`data` must be a tf.data.Dataset of the model's inputs ({masker.keys}) or (inputs, y) "
                             f"tuples, got elements {data.element_spec}.")
-        ds = data.map(lambda *e: e[0]) if isinstance(spec, tuple) else data
+        x_spec = spec[0] if pairs else spec
+        leaves = masker.leaves(x_spec if masker.is_dict else list(x_spec))
+        ds = data.map(lambda *e: e[0]) if pairs else data
         total = None
         if leaves[0].shape.rank == ranks[0]:   # rows: read them in blocks
             card = int(ds.cardinality())
@@ -142,7 +151,9 @@ def _multi_source(data, masker):
     if isinstance(data, (str, bytes)) or not hasattr(data, "__iter__"):
         raise TypeError(f"`data` must be the model's inputs ({masker.keys}), a tf.data.Dataset or an iterable of "
                         f"batches of them, got {type(data).__name__}.")
-    return (check(_first(e) if isinstance(e, tuple) and masker.is_dict else e) for e in data), None
+    # a batch, or an (inputs, y[, sample_weight]) tuple whose first element is the inputs
+    return (check(e[0] if isinstance(e, tuple) and len(e) in (2, 3) and inputs_like(e[0], object) else e)
+            for e in data), None
 
 
 def _rebatch(blocks, size: int):

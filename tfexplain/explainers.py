@@ -64,6 +64,34 @@ class _Converge(NamedTuple):
     done: tf.Tensor      # [c] converged
 
 
+def composite_masker(model, background, background_weights):
+    """A dict / list of backgrounds (arrays, frames: joint tabular rows sharing ``background_weights``)
+    and maskers, one per model input, as a :class:`tfexplain.maskers.Composite` bound to ``model``
+    (what ``KernelShap(model, {...})`` and ``Lime(model, masker={...})`` build)."""
+    items = list(background.items()) if isinstance(background, dict) else list(enumerate(background))
+    parts, weights, tabular = {}, None, False
+    for key, value in items:
+        if isinstance(value, Masker):
+            parts[key] = value
+            continue
+        if isinstance(value, BackgroundSummary):
+            raise ValueError(f"`background[{key!r}]` is a summary; the inputs' background rows are joint, so "
+                             "summarize them together (or pass the rows) rather than one input at a time.")
+        rows = as_matrix(value, f"background[{key!r}]")
+        if not tabular:
+            tabular, weights = True, as_weights(background_weights, len(rows))
+            if len(rows) > MAX_QUICK_BACKGROUND:
+                warnings.warn(f"KernelShap's `background` has {len(rows)} rows: every coalition is evaluated "
+                              "on each of them, so the cost is linear in background rows.", UserWarning,
+                              stacklevel=3)
+        parts[key] = Tabular(value if frame_columns(value) is not None else rows,   # a frame keeps its columns
+                             weights if weights is None or len(weights) == len(rows) else None)
+    if not tabular and background_weights is not None:
+        raise ValueError("`background_weights` weigh tabular background rows, but no input has them.")
+    masker = Composite(parts if isinstance(background, dict) else list(parts.values()))
+    return masker.bind(model)
+
+
 def _several_inputs(model, background) -> bool:
     """Whether ``background`` gives one background per model input: a dict, or a list holding a masker
     or matching a model that declares several inputs (a list of numbers is one tabular background)."""
@@ -579,7 +607,7 @@ class KernelShap(Explainer):
                                  "`background_weights`.")
             masker, columns = background.bind(model), None
         elif _several_inputs(model, background):   # {"a": bg_a, "b": Text(...)}: one masker per model input
-            masker, columns = self._composite_masker(model, background, background_weights), None
+            masker, columns = composite_masker(model, background, background_weights), None
         else:
             masker, columns = self._tabular_masker(background, background_weights)
         d = masker.n_players
@@ -637,33 +665,6 @@ class KernelShap(Explainer):
         self._plan_pieces()
         # the value of the empty coalition: one constant (tabular), or per instance in the graph
         self.base_values = None if masker.constant_base() is None else self._background_value()
-
-    @staticmethod
-    def _composite_masker(model, background, background_weights):
-        """A dict / list of backgrounds (arrays, frames: joint tabular rows sharing ``background_weights``)
-        and maskers, one per model input, as a :class:`tfexplain.maskers.Composite` bound to ``model``."""
-        items = list(background.items()) if isinstance(background, dict) else list(enumerate(background))
-        parts, weights, tabular = {}, None, False
-        for key, value in items:
-            if isinstance(value, Masker):
-                parts[key] = value
-                continue
-            if isinstance(value, BackgroundSummary):
-                raise ValueError(f"`background[{key!r}]` is a summary; the inputs' background rows are joint, so "
-                                 "summarize them together (or pass the rows) rather than one input at a time.")
-            rows = as_matrix(value, f"background[{key!r}]")
-            if not tabular:
-                tabular, weights = True, as_weights(background_weights, len(rows))
-                if len(rows) > MAX_QUICK_BACKGROUND:
-                    warnings.warn(f"KernelShap's `background` has {len(rows)} rows: every coalition is evaluated "
-                                  "on each of them, so the cost is linear in background rows.", UserWarning,
-                                  stacklevel=3)
-            parts[key] = Tabular(rows, weights if weights is None or len(weights) == len(rows) else None,
-                                 feature_names=frame_columns(value))
-        if not tabular and background_weights is not None:
-            raise ValueError("`background_weights` weigh tabular background rows, but no input has them.")
-        masker = Composite(parts if isinstance(background, dict) else list(parts.values()))
-        return masker.bind(model)
 
     @staticmethod
     def _tabular_masker(background, background_weights):
@@ -1147,6 +1148,8 @@ class Lime(Explainer):
     def _masker_parts(self, model, masker, n_samples, kernel_width, categorical_features, discretize_continuous,
                       training_labels):
         """lime_image's / lime_text's parts: (binary on/off sampler over the masker's players, the masker)."""
+        if isinstance(masker, (dict, list, tuple)) and _several_inputs(model, masker):
+            masker = composite_masker(model, masker, None)     # one masker (or background) per model input
         if not isinstance(masker, Masker):
             raise TypeError(f"`masker` must be a tfexplain.maskers masker (e.g. tfexplain.maskers.Image(...)), got "
                             f"{type(masker).__name__}; pass tables as `training_data`.")

@@ -185,7 +185,10 @@ class Explanation:
                                                                     or changes[f].ndim < 2)):
                     changes[f] = np.take(changes[f], cols, axis=1)
             changes["feature_names"] = [self.feature_names[j] for j in cols]
-            changes.update(inputs=None, input_players=None)   # the players no longer split by input
+            if isinstance(self.data, (dict, list)):   # the players no longer split by input: data as columns
+                flat = self.feature_data()
+                changes["data"] = None if flat is None else np.take(flat[rows], cols, axis=1)
+                changes.update(inputs=None, input_players=None)
         return replace(self, **changes)
 
     # ---- tables -----------------------------------------------------------------------------------
@@ -412,7 +415,8 @@ class Explanation:
         v = np.asarray(self.values)
         names = self.explained_output_names if self.target is not None else (
             list(self.output_names) if v.ndim == 3 else (self.output_names[0] if self.output_names else None))
-        data = self.feature_data() if self.inputs is not None else np.asarray(self.data)
+        data = self.feature_data() if isinstance(self.data, (dict, list)) else \
+            None if self.data is None else np.asarray(self.data)
         return shap.Explanation(values=v, base_values=np.asarray(self.base_values), data=data,
                                 feature_names=list(self.feature_names), output_names=names,
                                 error_std=None if self.stderr is None else np.asarray(self.stderr),

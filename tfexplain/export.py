@@ -18,12 +18,13 @@ def _trackable(obj):
     return isinstance(obj, tf.Module) or isinstance(obj, tf.__internal__.tracking.AutoTrackable)
 
 
-def _keras_resources(model, depth: int = 8) -> list:
+def _keras_resources(model) -> list:
     """Lookup tables and other TrackableResources a Keras model holds (e.g. a ``TextVectorization``'s
-    vocabulary table), found breadth-first through its layers' attributes: the signatures capture them,
-    so the SavedModel must track them (the Keras model itself is not tracked)."""
+    vocabulary table, also inside custom layers and nested models), found breadth-first through the
+    attributes of its layers and modules: the signatures capture them, so the SavedModel must track
+    them (the Keras model itself is not tracked)."""
     found, seen, level = [], set(), [model]
-    for _ in range(depth):
+    while level:
         nxt = []
         for obj in level:
             if id(obj) in seen:
@@ -35,7 +36,8 @@ def _keras_resources(model, depth: int = 8) -> list:
                 nxt.extend(obj)
             elif isinstance(obj, dict):
                 nxt.extend(obj.values())
-            elif type(obj).__module__.split(".")[0] in ("keras", "tf_keras"):
+            elif isinstance(obj, (tf.Module, tf.__internal__.tracking.AutoTrackable)) or \
+                    type(obj).__module__.split(".")[0] in ("keras", "tf_keras"):
                 nxt.extend(vars(obj).values())
         level = nxt
     return found
@@ -247,8 +249,15 @@ def export(explainer: Explainer, path, jit_compile: bool = False, *, overwrite: 
         module.model = explainer.model
     elif is_keras:   # e.g. a TextVectorization's vocabulary table
         module.resources = _keras_resources(explainer.model)
-    if replace:
-        _save_replacing(module, path, signatures)
-    else:
-        tf.saved_model.save(module, path, signatures=signatures)
+    try:
+        if replace:
+            _save_replacing(module, path, signatures)
+        else:
+            tf.saved_model.save(module, path, signatures=signatures)
+    except AssertionError as err:   # TensorFlow's message for a captured resource nothing tracks
+        if "untracked" not in str(err):
+            raise
+        raise ValueError("`tfexplain.export` could not find a resource the model uses (e.g. a lookup table held "
+                         "outside the model's layers), so the SavedModel cannot hold it: keep such tables in "
+                         f"Keras layers or tf.Modules the model owns. TensorFlow said: {str(err)[:300]}") from None
     return path

@@ -36,7 +36,7 @@ import copy
 import numpy as np
 import tensorflow as tf
 
-from ._validation import as_matrix, as_names, frame_columns
+from ._validation import as_matrix, as_names, check_columns, frame_columns
 
 __all__ = ["Masker", "Tabular", "Points", "Image", "Text", "Words", "Composite", "BackgroundMasker",
            "PointMasker", "gaussian_blur", "segment_means", "slic"]
@@ -137,6 +137,7 @@ class Tabular(Masker):
         self.weights = w.astype(np.float32)
         self.rows_per_sample = k
         self.n_players = self.flat_size = d
+        self.columns = columns        # a DataFrame background: x frames must have these columns, in order
         names = columns if feature_names is None else feature_names
         self.player_names = None if names is None else as_names(names, d, "feature_names", "x")
         # background rows that count (weight > 0): a feature equal to x in all of them is a null player
@@ -154,6 +155,8 @@ class Tabular(Masker):
         return self.background
 
     def check(self, x, name: str = "x") -> np.ndarray:
+        if self.columns is not None:
+            check_columns(x, self.columns, name)
         return as_matrix(x, name, n_features=self.n_players, allow_vector=True)
 
     def inputs(self, flat, z, points=None):
@@ -957,7 +960,10 @@ class Composite(Masker):
         elif not isinstance(x, (list, tuple)) or len(x) != len(self.parts):
             raise TypeError(f"`{name}` must be a list of the model's {len(self.parts)} inputs, got "
                             f"{type(x).__name__}" + (f" of {len(x)}" if isinstance(x, (list, tuple)) else "") + ".")
-        arrays = [p.check(v, f"{name}[{k!r}]") for k, p, v in zip(self.keys, self.parts, self.leaves(x))]
+        leaves = [np.reshape(v, (-1, 1)) if isinstance(p, Tabular) and p.n_players == 1 and np.ndim(v) == 1
+                  and frame_columns(v) is None else v      # one feature: a column [n] is [n, 1], as Keras takes it
+                  for p, v in zip(self.parts, self.leaves(x))]
+        arrays = [p.check(v, f"{name}[{k!r}]") for k, p, v in zip(self.keys, self.parts, leaves)]
         counts = {k: len(a) for k, a in zip(self.keys, arrays)}
         if len(set(counts.values())) > 1:
             raise ValueError(f"`{name}`'s inputs must have the same number of rows (one per instance); got {counts}.")

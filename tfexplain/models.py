@@ -50,12 +50,21 @@ def unwrap_keras_method(model):
 
 def _signature_dtype(call):
     """The input dtype of a ``tf.function`` declared with an ``input_signature`` (or of a module whose
-    ``__call__`` is one), else None."""
+    ``__call__`` is one): a dtype, or for a multi-input model the nest of its inputs' TensorSpecs; else None."""
     for fn in (call, getattr(call, "__call__", None)):
         spec = getattr(fn, "input_signature", None)
         if isinstance(spec, (list, tuple)) and spec and isinstance(spec[0], tf.TensorSpec):
             return spec[0].dtype
+        if isinstance(spec, (list, tuple)) and spec and isinstance(spec[0], (dict, list, tuple)):
+            return spec[0]
     return None
+
+
+def _cast_inputs(x, dtype):
+    """x cast to ``dtype``: one dtype, or a nest of TensorSpecs (one per input of a multi-input model)."""
+    if isinstance(dtype, tf.DType):
+        return tf.cast(x, dtype)
+    return tf.nest.map_structure(lambda v, s: tf.cast(v, s.dtype), x, dtype, check_types=False)
 
 
 def as_model_fn(model, output_key=None) -> Callable[[tf.Tensor], tf.Tensor]:
@@ -79,8 +88,8 @@ def as_model_fn(model, output_key=None) -> Callable[[tf.Tensor], tf.Tensor]:
             kwarg_specs, dtype = dict(kwargs), None
         elif args and isinstance(args[0], tf.TensorSpec):
             dtype = args[0].dtype
-        elif args:   # several inputs (a nest): each is passed with its own dtype
-            dtype = None
+        elif args:   # several inputs (a nest): each is cast to its own spec's dtype
+            dtype = args[0]
         else:
             dtype = tf.float32
     else:
@@ -88,7 +97,7 @@ def as_model_fn(model, output_key=None) -> Callable[[tf.Tensor], tf.Tensor]:
 
     def f(x):
         if dtype is not None:
-            x = tf.cast(x, dtype)
+            x = _cast_inputs(x, dtype)
         if kwarg_name is not None:
             out = call(**{kwarg_name: x})
         elif kwarg_specs is not None:
