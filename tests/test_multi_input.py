@@ -347,3 +347,14 @@ def test_keras_style_pairs_lime_dict_and_feature_slices(numbers_tokens):
     np.testing.assert_array_equal(part.data[:, 1], TOK[:, 3])
     back = tfexplain.Explanation.from_dict(part.to_dict())
     np.testing.assert_array_equal(back.values, part.values)
+
+
+def test_list_signature_takes_plain_arrays():
+    """A tf.function whose input_signature is a list of specs: a list of arrays is one background per input."""
+    @tf.function(input_signature=[[tf.TensorSpec([None, DA], tf.float32), tf.TensorSpec([None, DB], tf.float32)]])
+    def two_list(x):
+        return TWO({"a": x[0], "b": x[1]})
+
+    exp = tfexplain.KernelShap(two_list, [BG_A, BG_B], sampler="exact")([XA, XB])
+    for i in range(2):
+        np.testing.assert_allclose(exp.values[i], _shapley(_joint_value(XA[i], XB[i]), DA + DB), atol=2e-5)

@@ -39,8 +39,9 @@ except ImportError as _err:  # pragma: no cover - exercised with apache_beam blo
 
 import numpy as np
 
+from ._validation import MAX_ROW_ID  # row ids are 32-bit counters of the random streams
+
 SIGNATURE = "explain_rows"
-MAX_ROW_ID = 2**32  # row ids are 32-bit counters of the random streams
 
 __all__ = ["Explain", "ExplainModelHandler", "read_output", "main", "SIGNATURE"]
 

@@ -104,7 +104,13 @@ def _several_inputs(model, background) -> bool:
     try:
         declared = getattr(unwrapped_model(model), "input", None)
     except Exception:  # noqa: BLE001 -- models without a declared input
-        return False
+        declared = None
+    if declared is None:   # a tf.function / module whose input_signature is a list of the inputs' specs
+        for fn in (model, getattr(model, "__call__", None)):
+            spec = getattr(fn, "input_signature", None)
+            if isinstance(spec, (list, tuple)) and len(spec) == 1 and isinstance(spec[0], (list, tuple)):
+                declared = spec[0]
+                break
     return isinstance(declared, (list, tuple)) and len(declared) > 1 and len(background) == len(declared)
 
 
