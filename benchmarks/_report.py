@@ -3,6 +3,7 @@ counting and the markdown table (tfexplain rows next to lime's and shap's on the
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import time
@@ -86,3 +87,19 @@ def table(rows: list[Row], calls=("model.predict", "tf.function")) -> str:
         out.append(f"| {r.method} | {r.xla} | {r.instances} | {r.rows_per_instance:,.0f} | {r.seconds:.2f} | "
                    f"{r.instances / r.seconds:,.2f} | {r.ratio:.2f} | {first} | {speed} |")
     return "\n".join(out)
+
+
+def arguments(doc: str, *, instances: int, epochs: int, trained: str) -> argparse.ArgumentParser:
+    """The options benchmarks/images.py and text.py share."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--instances", type=int, default=instances,
+                        help=f"instances tfexplain explains (default {instances})")
+    parser.add_argument("--peer-instances", type=int, default=2, help="instances lime / shap explain (default 2)")
+    parser.add_argument("--samples", type=int, default=1000, help="samples per instance (default 1000; even)")
+    parser.add_argument("--repeats", type=int, default=2, help="timed calls of tfexplain and floor, best kept")
+    parser.add_argument("--epochs", type=int, default=epochs, help=f"training epochs of {trained}")
+    parser.add_argument("--no-xla", action="store_true", help="skip the jit_compile=True rows")
+    parser.add_argument("--no-peers", action="store_true", help="skip lime and shap")
+    parser.add_argument("--peer-calls", default="model.predict,tf.function",
+                        help="how the peers call the model: model.predict, tf.function or both (default)")
+    return parser

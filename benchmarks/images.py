@@ -22,7 +22,6 @@ tutorials do) and a ``tf.function`` of the model with batches of 1,000 rows (the
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -33,7 +32,7 @@ sys.path[:0] = [HERE, os.path.dirname(HERE)]      # _report, and this checkout's
 
 import numpy as np  # noqa: E402
 
-from _report import Counted, Row, machine, table, timed  # noqa: E402
+from _report import Counted, Row, arguments, machine, table, timed  # noqa: E402
 
 SHAPE = (32, 32, 3)
 GRID = (5, 10)          # 50 segments
@@ -151,16 +150,7 @@ def run_peers(model, x, n_samples, floor_per_row, which=("model.predict", "tf.fu
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--instances", type=int, default=32, help="instances tfexplain explains (default 32)")
-    parser.add_argument("--peer-instances", type=int, default=2, help="instances lime / shap explain (default 2)")
-    parser.add_argument("--samples", type=int, default=1000, help="samples per instance (default 1000; even)")
-    parser.add_argument("--repeats", type=int, default=2, help="timed calls of tfexplain and floor, best kept")
-    parser.add_argument("--epochs", type=int, default=3, help="training epochs of the CNN")
-    parser.add_argument("--no-xla", action="store_true", help="skip the jit_compile=True rows")
-    parser.add_argument("--no-peers", action="store_true", help="skip lime and shap")
-    parser.add_argument("--peer-calls", default="model.predict,tf.function",
-                        help="how the peers call the model: model.predict, tf.function or both (default)")
+    parser = arguments(__doc__, instances=32, epochs=3, trained="the CNN")
     args = parser.parse_args(argv)
 
     start = time.perf_counter()

@@ -24,7 +24,6 @@ shap's Text masker: 5) and a ``tf.function`` of the model (shap with batches of 
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import sys
@@ -36,7 +35,7 @@ sys.path[:0] = [HERE, os.path.dirname(HERE)]      # _report, and this checkout's
 
 import numpy as np  # noqa: E402
 
-from _report import Counted, Row, machine, table, timed  # noqa: E402
+from _report import Counted, Row, arguments, machine, table, timed  # noqa: E402
 
 L, V = 50, 1000
 POSITIVE, NEGATIVE = ("great", "love", "superb"), ("awful", "hate", "boring")
@@ -173,16 +172,7 @@ def run_peers(model, texts, n_samples, floor_per_row, which=("model.predict", "t
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--instances", type=int, default=64, help="instances tfexplain explains (default 64)")
-    parser.add_argument("--peer-instances", type=int, default=2, help="instances lime / shap explain (default 2)")
-    parser.add_argument("--samples", type=int, default=1000, help="samples per instance (default 1000; even)")
-    parser.add_argument("--repeats", type=int, default=2, help="timed calls of tfexplain and floor, best kept")
-    parser.add_argument("--epochs", type=int, default=4, help="training epochs of the classifier")
-    parser.add_argument("--no-xla", action="store_true", help="skip the jit_compile=True rows")
-    parser.add_argument("--no-peers", action="store_true", help="skip lime and shap")
-    parser.add_argument("--peer-calls", default="model.predict,tf.function",
-                        help="how the peers call the model: model.predict, tf.function or both (default)")
+    parser = arguments(__doc__, instances=64, epochs=4, trained="the classifier")
     args = parser.parse_args(argv)
 
     start = time.perf_counter()
