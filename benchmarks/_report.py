@@ -103,3 +103,22 @@ def arguments(doc: str, *, instances: int, epochs: int, trained: str) -> argpars
     parser.add_argument("--peer-calls", default="model.predict,tf.function",
                         help="how the peers call the model: model.predict, tf.function or both (default)")
     return parser
+
+
+def measure(explainer, x, name: str, peer: str, jit: bool, repeats: int):
+    """(Row, the last Explanation) of a tfexplain explainer on x: the first call (trace + XLA compile and
+    one run), the best of ``repeats`` further calls, and the model alone on the same rows in the same
+    chunks (``model_floor``, warmed up on the same shape)."""
+    from tfexplain.evaluation import model_floor
+    out = []
+    start = time.perf_counter()
+    explainer(x, seed=0)
+    first = time.perf_counter() - start
+    seconds = timed(lambda: out.append(explainer(x, seed=1)), repeats)
+    floor = model_floor(explainer)
+    floor(x)                                # trace (+ XLA compile: one program per shape)
+    floor_seconds = timed(lambda: floor(x).numpy(), repeats)
+    floor_rows = len(x) * explainer.sampler.n_samples * explainer.masker.rows_per_sample
+    row = Row(name, "yes" if jit else "no", len(x), explainer.n_evals_per_instance, seconds,
+              floor_seconds / floor_rows, peer=peer, first_call=first, extra={"floor_s": floor_seconds})
+    return row, out[-1]

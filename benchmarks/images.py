@@ -32,7 +32,7 @@ sys.path[:0] = [HERE, os.path.dirname(HERE)]      # _report, and this checkout's
 
 import numpy as np  # noqa: E402
 
-from _report import Counted, Row, arguments, machine, table, timed  # noqa: E402
+from _report import Counted, Row, arguments, machine, measure, table, timed  # noqa: E402
 
 SHAPE = (32, 32, 3)
 GRID = (5, 10)          # 50 segments
@@ -66,7 +66,6 @@ def data_and_model(epochs: int = 3):
 
 def run_tfexplain(model, x, n_samples, xla_modes, repeats):
     import tfexplain
-    from tfexplain.evaluation import model_floor
     seg = grid_map()
     rows, floors = [], {}
 
@@ -89,21 +88,13 @@ def run_tfexplain(model, x, n_samples, xla_modes, repeats):
                                               target="predicted", n_bootstrap=0, jit_compile=jit))]:
             if jit and "n_bootstrap=0" in name:     # XLA: the defaults only (each program compiles for a minute)
                 continue
-            explainer, out = build(), []
+            explainer = build()
             assert explainer.n_features == GRID[0] * GRID[1]
-            start = time.perf_counter()
-            explainer(x, seed=0)                    # first call: trace (+ XLA compile)
-            first = time.perf_counter() - start
-            seconds = timed(lambda: out.append(explainer(x, seed=1)), repeats)
-            floor = model_floor(explainer)
-            floor(x)                                # trace (+ XLA compile: one program per shape)
-            floor_seconds = timed(lambda: floor(x).numpy(), repeats)
-            floor_rows = len(x) * explainer.sampler.n_samples * explainer.masker.rows_per_sample
-            floors[(name, jit)] = floor_seconds / floor_rows
-            rows.append(Row(name, "yes" if jit else "no", len(x), explainer.n_evals_per_instance, seconds,
-                            floor_seconds / floor_rows, peer=peer, first_call=first))
-            print(f"  {name}{' (XLA)' if jit else ''}: {seconds:.2f} s, floor {floor_seconds:.2f} s, "
-                  f"first call {first:.1f} s; {check(out[-1])}", file=sys.stderr, flush=True)
+            row, last = measure(explainer, x, name, peer, jit, repeats)
+            floors[(name, jit)] = row.floor_per_row
+            rows.append(row)
+            print(f"  {name}{' (XLA)' if jit else ''}: {row.seconds:.2f} s, floor {row.extra['floor_s']:.2f} s, "
+                  f"first call {row.first_call:.1f} s; {check(last)}", file=sys.stderr, flush=True)
     per_row = floors[("tfexplain KernelShap", False)] if ("tfexplain KernelShap", False) in floors else \
         next(iter(floors.values()))
     return rows, per_row

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -21,14 +22,8 @@ import tfexplain  # noqa: E402
 from tfexplain.demo import demo_model  # noqa: E402
 from tfexplain.evaluation import model_floor  # noqa: E402
 
-
-def timed(fn, repeats=1):
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _report import timed  # noqa: E402
 
 
 def main():
