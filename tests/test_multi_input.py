@@ -323,6 +323,10 @@ def test_frames_columns_and_one_feature_columns():
     np.testing.assert_array_equal(good.values, explainer({"a": XA, "b": XB}).values)
     with pytest.raises(ValueError, match="column"):
         explainer({"a": pd.DataFrame(XA, columns=list("rqp")), "b": XB})
+    with pytest.raises(ValueError, match="feature_names"):
+        Tabular(BG_A, feature_names=["only", "two"])
+    with pytest.raises(AttributeError, match="multi-input"):
+        tfexplain.KernelShap(_one_input(), BG_A, n_samples=8)(XA).values_by_input
 
     @tf.function(input_signature=[[tf.TensorSpec([None, 1], tf.float32), tf.TensorSpec([None, DB], tf.float32)]])
     def one_feature(x):
@@ -358,3 +362,10 @@ def test_list_signature_takes_plain_arrays():
     exp = tfexplain.KernelShap(two_list, [BG_A, BG_B], sampler="exact")([XA, XB])
     for i in range(2):
         np.testing.assert_allclose(exp.values[i], _shapley(_joint_value(XA[i], XB[i]), DA + DB), atol=2e-5)
+
+
+def _one_input():
+    @tf.function(input_signature=[tf.TensorSpec([None, DA], tf.float32)])
+    def f(a):
+        return tf.reduce_sum(a, 1)
+    return f

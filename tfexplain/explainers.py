@@ -31,7 +31,7 @@ from .evaluation import DEFAULT_BATCH_SIZE, accumulate_pieces, chunked_map, eval
 from .explanation import Explanation
 from .links import link_fn
 from .maskers import Composite, Masker, Points, Tabular, unwrapped_model
-from .models import ModelAdapter, as_2d
+from .models import ModelAdapter, as_2d, signature_spec
 from .samplers import (DISCRETIZERS, BinarySampler, DiscretizedTabularSampler, GaussianTabularSampler,
                        KernelSampler, LeverageSampler, Sample, bin_names, lime_bins, nearest_even_budgets)
 from .targets import resolve as resolve_targets
@@ -106,11 +106,8 @@ def _several_inputs(model, background) -> bool:
     except Exception:  # noqa: BLE001 -- models without a declared input
         declared = None
     if declared is None:   # a tf.function / module whose input_signature is a list of the inputs' specs
-        for fn in (model, getattr(model, "__call__", None)):
-            spec = getattr(fn, "input_signature", None)
-            if isinstance(spec, (list, tuple)) and len(spec) == 1 and isinstance(spec[0], (list, tuple)):
-                declared = spec[0]
-                break
+        spec = signature_spec(model)
+        declared = spec if isinstance(spec, (list, tuple)) else None
     return isinstance(declared, (list, tuple)) and len(declared) > 1 and len(background) == len(declared)
 
 

@@ -48,7 +48,7 @@ def unwrap_keras_method(model):
     return model
 
 
-def _signature_dtype(call):
+def signature_spec(call):
     """The input dtype of a ``tf.function`` declared with an ``input_signature`` (or of a module whose
     ``__call__`` is one): a dtype, or for a multi-input model the nest of its inputs' TensorSpecs; else None."""
     for fn in (call, getattr(call, "__call__", None)):
@@ -93,7 +93,7 @@ def as_model_fn(model, output_key=None) -> Callable[[tf.Tensor], tf.Tensor]:
         else:
             dtype = tf.float32
     else:
-        dtype = None if is_keras else _signature_dtype(call)
+        dtype = None if is_keras else signature_spec(call)
 
     def f(x):
         if dtype is not None:
