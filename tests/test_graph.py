@@ -1,5 +1,7 @@
 """The graph properties: one trace for every batch size, XLA, determinism, chunking invisibility."""
 
+import re
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -173,3 +175,22 @@ def test_instance_chunks_fit_the_batch_size_budget(rng):
     # the bootstrap's replicate designs count, with tolerance= too (it bootstraps every round)
     assert make().instances_per_chunk < make(n_bootstrap=0).instances_per_chunk
     assert make(tolerance=0.05).instances_per_chunk < make(tolerance=0.05, n_bootstrap=0).instances_per_chunk
+
+
+def test_solves_traced_for_xla_do_not_grow_with_the_system():
+    """The XLA program of a solve is one loop body whatever p (XLA's Cholesky and triangular-solve
+    expanders unrolled into hundreds of kernels at p = 30, each compiled on its own: 10-25 s)."""
+    from tfexplain import solvers
+
+    def hlo(p):
+        def solve(m, r):
+            with solvers.compiled_solves():
+                return solvers._sym_solve(m, r)
+        spec = (tf.TensorSpec([4, p, p], tf.float64), tf.TensorSpec([4, p, 3], tf.float64))
+        text = tf.function(solve, jit_compile=True).experimental_get_compiler_ir(*spec)(stage="hlo")
+        return [re.search(r"\s([a-z][a-z0-9-]*)\(", line.split(" = ", 1)[1]).group(1)
+                for line in text.splitlines() if " = " in line]
+
+    small, large = hlo(30), hlo(60)
+    assert "cholesky" not in large and "triangular-solve" not in large
+    assert len(large) == len(small)

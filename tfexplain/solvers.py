@@ -19,15 +19,16 @@ import tensorflow as tf
 
 _F64 = tf.float64
 _JITTER = 1e-10
-_UNROLL_MAX = 64
 _COMPILED = contextvars.ContextVar("tfexplain_compiled_solves", default=False)
 
 
 @contextlib.contextmanager
 def compiled_solves(enabled: bool = True):
-    """While tracing a graph XLA will compile: factor systems of at most 64 unknowns with an unrolled
-    Cholesky (plain ops that XLA fuses) rather than XLA's Cholesky expander, whose batched small
-    factorizations run about 10x slower on CPUs (the bootstrap factors 32 systems per instance)."""
+    """While tracing a graph XLA will compile: factor and solve the small SPD systems with graph loops
+    over their columns (:func:`_loop_cholesky`, :func:`_loop_cholesky_solve`) rather than XLA's
+    Cholesky and triangular-solve expanders, which unroll into hundreds of kernels (each compiled on
+    its own: 10-25 s of compile time at d = 30) and run batched small factorizations about 10x slower
+    on CPUs (the bootstrap factors 32 systems per instance). One loop body compiles once, whatever p."""
     token = _COMPILED.set(bool(enabled))
     try:
         yield
@@ -35,22 +36,50 @@ def compiled_solves(enabled: bool = True):
         _COMPILED.reset(token)
 
 
-def _unrolled_cholesky(a):
-    """Lower Cholesky factor of SPD matrices [..., p, p], column by column (p static and small)."""
+def _loop(body, p, state, reverse=False):
+    """``state = body(j, state)`` for j = 0, ..., p - 1 (p - 1, ..., 0 with ``reverse``) as one graph loop."""
+    start, step = (p - 1, -1) if reverse else (0, 1)
+    _, out = tf.while_loop(lambda j, _: (j >= 0) & (j < p), lambda j, s: (j + step, body(j, s)),
+                           (tf.constant(start), state))
+    return out
+
+
+def _loop_cholesky(a):
+    """Lower Cholesky factors of SPD matrices [..., p, p], a column per iteration of one graph loop
+    (element-wise products and sums: the same rounding for any batch shape)."""
     p = a.shape[-1]
-    chol = tf.zeros_like(a)
-    for j in range(p):
-        v = a[..., :, j] - tf.linalg.matvec(chol, chol[..., j, :])     # a_j minus the columns so far
-        col = v / tf.sqrt(v[..., j:j + 1])
-        col = tf.where(tf.constant(np.arange(p) >= j), col, tf.zeros_like(col))
-        chol = chol + col[..., :, None] * tf.one_hot(j, p, dtype=a.dtype)
-    return chol
+    idx = tf.range(p)
+
+    def column(j, chol):
+        v = tf.gather(a, j, axis=-1) - tf.reduce_sum(chol * tf.gather(chol, j, axis=-2)[..., None, :], -1)
+        col = tf.where(idx >= j, v / tf.sqrt(tf.gather(v, j, axis=-1))[..., None], tf.zeros_like(v))
+        return chol + col[..., :, None] * tf.cast(tf.equal(idx, j), a.dtype)
+
+    return _loop(column, p, tf.zeros_like(a))
+
+
+def _loop_cholesky_solve(chol, rhs):
+    """Solves (L L^T) x = rhs for lower factors L [..., p, p] and rhs [..., p, k]: forward then backward
+    substitution, a row per iteration of a graph loop."""
+    p = chol.shape[-1]
+    idx = tf.range(p)
+    rhs = tf.broadcast_to(rhs, tf.concat([tf.shape(chol)[:-1], tf.shape(rhs)[-1:]], 0))
+
+    def substitute(b, lower):
+        def row(j, y):
+            l_j = tf.gather(chol, j, axis=-2 if lower else -1)                        # row j of L or of L^T
+            done = tf.reduce_sum(l_j[..., :, None] * y, -2)                          # the rows solved so far
+            y_j = (tf.gather(b, j, axis=-2) - done) / tf.gather(l_j, j, axis=-1)[..., None]
+            return y + tf.cast(tf.equal(idx, j), chol.dtype)[:, None] * y_j[..., None, :]
+        return _loop(row, p, tf.zeros_like(b), reverse=not lower)
+
+    return substitute(substitute(rhs, True), False)
 
 
 def _cholesky(matrix):
-    """Lower Cholesky factors of SPD matrices [..., p, p] (unrolled while tracing for XLA)."""
-    if _COMPILED.get() and matrix.shape[-1] <= _UNROLL_MAX:
-        return _unrolled_cholesky(matrix)
+    """Lower Cholesky factors of SPD matrices [..., p, p] (a graph loop while tracing for XLA)."""
+    if _COMPILED.get():
+        return _loop_cholesky(matrix)
     return tf.linalg.cholesky(matrix)
 
 
@@ -60,7 +89,9 @@ def _sym_solve(matrix, rhs, jitter=_JITTER):
     p = matrix.shape[-1]
     scale = tf.linalg.trace(matrix)[..., None, None] / p + 1e-30
     matrix = matrix + jitter * scale * tf.eye(p, dtype=matrix.dtype)
-    return tf.linalg.cholesky_solve(_cholesky(matrix), rhs)
+    if _COMPILED.get():
+        return _loop_cholesky_solve(_loop_cholesky(matrix), rhs)
+    return tf.linalg.cholesky_solve(tf.linalg.cholesky(matrix), rhs)
 
 
 def _players(mask, d):
