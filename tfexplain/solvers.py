@@ -3,7 +3,7 @@ instances and outputs, solved in float64 by Cholesky (small d x d systems; XLA-c
 
 - :func:`shapley_wls`: KernelSHAP's weighted least squares with the efficiency constraint enforced
   exactly (projection onto sum(phi) = v(full) - v(empty)).
-- :func:`weighted_ridge` (+ :func:`weighted_moments`, or streamed :func:`moment_sums`): lime's surrogate (Ridge with intercept and
+- :func:`weighted_ridge` (+ :func:`weighted_moments`, merged over pieces by :func:`merge_moments`): lime's surrogate (Ridge with intercept and
   sample weights), with its weighted R^2 and local prediction; :func:`forward_selection` and
   :func:`highest_weights` choose features the way lime does.
 """
@@ -17,8 +17,11 @@ from typing import NamedTuple
 import numpy as np
 import tensorflow as tf
 
+from ._lanes import elementwise
+
 _F64 = tf.float64
 _JITTER = 1e-10
+_NEGLIGIBLE = float(np.log(1e-30))
 _COMPILED = contextvars.ContextVar("tfexplain_compiled_solves", default=False)
 
 
@@ -483,65 +486,66 @@ def shapley_bootstrap_stderr_weighted(z, y, replicate_weights, v0, v1, mask=None
 
 
 class Moments(NamedTuple):
-    """Weighted, centred second moments of a regression problem (float64)."""
+    """Weighted, centred second moments of a regression problem (float64). Moments of disjoint sets of
+    samples merge exactly (:func:`merge_moments`), so samples can be reduced a piece at a time."""
 
     gram: tf.Tensor   # [c, p, p]  Xc^T W Xc
     xy: tf.Tensor     # [c, o, p]  Xc^T W yc
     yy: tf.Tensor     # [c, o]     yc^T W yc
     x_mean: tf.Tensor  # [c, p]
     y_mean: tf.Tensor  # [c, o]
+    w: tf.Tensor      # [c]        the total weight
 
 
-def weighted_moments(x, y, w) -> Moments:
-    """x [c, m, p], y [c, m, o], w [c, m]."""
-    x, y, w = tf.cast(x, _F64), tf.cast(y, _F64), tf.cast(w, _F64)
-    sw = tf.maximum(tf.reduce_sum(w, -1, keepdims=True), 1e-300)  # all weights underflowed: stay finite
-    x_mean = tf.einsum("cm,cmp->cp", w, x) / sw
-    y_mean = tf.einsum("cm,cmo->co", w, y) / sw
+def weighted_moments(x, y, log_w) -> Moments:
+    """Moments of samples x [c, m, p], y [c, m, o] with weights exp(log_w) (log_w [c, m]; -inf: weighs 0).
+
+    The heavy products run in the samples' float32 (the d x d products over every sample, at twice the
+    float64 speed), on weights relative to each instance's largest (in (0, 1]) and samples centred on
+    their weighted mean (no cancellation); the result is float64 with the weights' true scale, however
+    small (lime's weights of an instance far from the data are ~1e-40: the ridge penalty acts against
+    their absolute scale)."""
+    top = tf.reduce_max(tf.cast(log_w, _F64), -1)                                        # [c]
+    top = tf.where(tf.math.is_finite(top), top, tf.zeros_like(top))                      # no sample weighs
+    rel = tf.cast(tf.cast(log_w, _F64) - top[:, None], tf.float32)
+    # weights below 1e-30 of the largest are far under float32's resolution of the sums: exact zeros
+    # rather than subnormal numbers, whose arithmetic is ~100x slower on CPUs
+    w = tf.where(rel > _NEGLIGIBLE, elementwise(tf.exp, rel), 0.0)                       # [c, m] in [0, 1]
+    x, y = tf.cast(x, tf.float32), tf.cast(y, tf.float32)
+    sw = tf.reduce_sum(w, -1)
+    safe = tf.where(sw > 0, sw, 1.0)[:, None]
+    x_mean = tf.einsum("cm,cmp->cp", w, x) / safe
+    y_mean = tf.einsum("cm,cmo->co", w, y) / safe
     xc = x - x_mean[:, None, :]
     yc = y - y_mean[:, None, :]
     xw = xc * w[..., None]
+    scale = tf.exp(top)                                                                  # float64
     return Moments(
-        gram=tf.einsum("cmi,cmj->cij", xw, xc),
-        xy=tf.einsum("cmp,cmo->cop", xw, yc),
-        yy=tf.einsum("cm,cmo->co", w, yc * yc),
-        x_mean=x_mean, y_mean=y_mean)
+        gram=scale[:, None, None] * tf.cast(tf.einsum("cmi,cmj->cij", xw, xc), _F64),
+        xy=scale[:, None, None] * tf.cast(tf.einsum("cmp,cmo->cop", xw, yc), _F64),
+        yy=scale[:, None] * tf.cast(tf.einsum("cm,cmo->co", w, yc * yc), _F64),
+        x_mean=tf.cast(x_mean, _F64), y_mean=tf.cast(y_mean, _F64), w=scale * tf.cast(sw, _F64))
 
 
-class MomentSums(NamedTuple):
-    """Weighted sums of a regression problem about a reference point (x0, y0), float64; sums over
-    pieces of the samples add up (streaming), and :func:`moments_from_sums` centres them. Taking
-    the sums about the instance itself keeps the centring free of cancellation."""
-
-    w: tf.Tensor    # [c]
-    x: tf.Tensor    # [c, p]
-    y: tf.Tensor    # [c, o]
-    xx: tf.Tensor   # [c, p, p]
-    xy: tf.Tensor   # [c, o, p]
-    yy: tf.Tensor   # [c, o]
+def point_moments(x, y, w=1.0) -> Moments:
+    """The moments of one sample per instance, x [c, p], y [c, o], weighing w (e.g. lime's instance)."""
+    x, y = tf.cast(x, _F64), tf.cast(y, _F64)
+    c, p, o = tf.shape(x)[0], x.shape[-1], y.shape[-1]
+    return Moments(gram=tf.zeros([c, p, p], _F64), xy=tf.zeros([c, o, p], _F64), yy=tf.zeros([c, o], _F64),
+                   x_mean=x, y_mean=y, w=tf.fill([c], tf.constant(w, _F64)))
 
 
-def moment_sums(x, y, w, x0, y0) -> MomentSums:
-    """x [c, m, p], y [c, m, o], w [c, m]; x0 [c, p], y0 [c, o] the reference point."""
-    x = tf.cast(x, _F64) - tf.cast(x0, _F64)[:, None, :]
-    y = tf.cast(y, _F64) - tf.cast(y0, _F64)[:, None, :]
-    w = tf.cast(w, _F64)
-    xw = x * w[..., None]
-    return MomentSums(
-        w=tf.reduce_sum(w, -1), x=tf.reduce_sum(xw, 1), y=tf.einsum("cm,cmo->co", w, y),
-        xx=tf.einsum("cmi,cmj->cij", xw, x), xy=tf.einsum("cmp,cmo->cop", xw, y),
-        yy=tf.einsum("cm,cmo->co", w, y * y))
-
-
-def moments_from_sums(sums: MomentSums, x0, y0) -> Moments:
-    """Centred :class:`Moments` from :func:`moment_sums` taken about (x0, y0)."""
-    sw = tf.maximum(sums.w, 1e-300)[:, None]  # all weights underflowed: stay finite
-    xm, ym = sums.x / sw, sums.y / sw                                  # means about the reference
-    return Moments(
-        gram=sums.xx - sw[..., None] * xm[:, :, None] * xm[:, None, :],
-        xy=sums.xy - sw[..., None] * ym[:, :, None] * xm[:, None, :],
-        yy=sums.yy - sw * ym * ym,
-        x_mean=xm + tf.cast(x0, _F64), y_mean=ym + tf.cast(y0, _F64))
+def merge_moments(a: Moments, b: Moments) -> Moments:
+    """The moments of two disjoint sets of samples together (Chan, Golub & LeVeque 1979): means
+    weighted by the sets' weights, cross products plus the between-set term."""
+    w = a.w + b.w
+    share = tf.where(w > 0, b.w / tf.where(w > 0, w, 1.0), tf.zeros_like(w))            # b's part of w
+    dx, dy = b.x_mean - a.x_mean, b.y_mean - a.y_mean
+    between = (a.w * share)[:, None, None]                                               # a.w b.w / w
+    return Moments(gram=a.gram + b.gram + between * dx[:, :, None] * dx[:, None, :],
+                   xy=a.xy + b.xy + between * dy[:, :, None] * dx[:, None, :],
+                   yy=a.yy + b.yy + between[:, 0] * dy * dy,
+                   x_mean=a.x_mean + share[:, None] * dx, y_mean=a.y_mean + share[:, None] * dy, w=w)
 
 
 def masked_ridge(mom: Moments, mask, alpha: float):
