@@ -163,9 +163,10 @@ def test_regression_adjustment_keeps_exactness_and_helps_on_interactions(rng):
         err[adjust] = np.mean([np.sum((e - exact) ** 2) / np.sum(exact**2) for e in est])
     assert err[True] < 0.85 * err[False], err
     # "auto": on for the leverage sampler at small budgets only; shap's scheme stays shap's
-    assert tfexplain.KernelShap(mlp_tf(params), bg, n_samples=90).adjust
-    assert not tfexplain.KernelShap(mlp_tf(params), bg, n_samples=300).adjust
-    assert not tfexplain.KernelShap(mlp_tf(params), bg, n_samples=90, sampler="kernel").adjust
+    assert not tfexplain.KernelShap(mlp_tf(params), bg, n_samples=90).adjust     # off by default (#12: cost)
+    assert tfexplain.KernelShap(mlp_tf(params), bg, n_samples=90, adjust="auto").adjust
+    assert not tfexplain.KernelShap(mlp_tf(params), bg, n_samples=300, adjust="auto").adjust
+    assert not tfexplain.KernelShap(mlp_tf(params), bg, n_samples=90, sampler="kernel", adjust="auto").adjust
     with pytest.raises(ValueError, match="adjust"):
         tfexplain.KernelShap(mlp_tf(params), bg, adjust="yes")
     with pytest.raises(ValueError, match="adjust.*tolerance"):

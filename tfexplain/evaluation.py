@@ -98,8 +98,9 @@ def accumulate_pieces(piece_fn, n_pieces: int, zeros, merge=None):
         def merge(total, part):
             return tf.nest.map_structure(tf.add, total, part)
 
-    def body(j, total):
-        return j + 1, merge(total, piece_fn(j))
+    def body(j, total):   # the loop keeps the totals' static shapes (a piece may know fewer)
+        return j + 1, tf.nest.map_structure(lambda t, z: tf.ensure_shape(t, z.shape), merge(total, piece_fn(j)),
+                                            zeros)
 
     _, total = tf.while_loop(lambda j, _: j < n_pieces, body, (tf.constant(0), zeros),
                              maximum_iterations=n_pieces)

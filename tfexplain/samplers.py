@@ -65,9 +65,9 @@ def kth_smallest(u: tf.Tensor, k: tf.Tensor) -> tf.Tensor:
         return j + 1, (tf.where(enough, lo, mid), tf.where(enough, mid, hi))
 
     # count(keys <= lo) < k <= count(keys <= hi) throughout; 31 halvings close any int32 range
-    bounds = (tf.fill(tf.shape(k), -1), tf.reduce_max(keys, -1, keepdims=True))
+    bounds = (tf.zeros_like(k) - 1, tf.reduce_max(keys, -1, keepdims=True) + tf.zeros_like(k))
     _, (_, hi) = tf.while_loop(lambda j, _: j < 31, halve, (tf.constant(0), bounds), maximum_iterations=31)
-    return tf.bitcast(hi, tf.float32)
+    return tf.ensure_shape(tf.bitcast(hi, tf.float32), k.shape)
 
 
 def random_subsets(u: tf.Tensor, sizes) -> tf.Tensor:
@@ -75,8 +75,8 @@ def random_subsets(u: tf.Tensor, sizes) -> tf.Tensor:
     tensor [...] -> {0,1} float [..., d] with exactly ``sizes`` ones: the features holding the ``sizes``
     smallest keys, ties broken by index. Found through the size-th smallest key (:func:`kth_smallest`:
     a bisection, no sort) and a cumulative count of the ties, not by ranking every key."""
-    sizes = tf.cast(tf.broadcast_to(sizes, tf.shape(u)[:-1]), tf.int32)[..., None]
-    kth = tf.where(sizes > 0, kth_smallest(u, sizes), tf.fill(tf.shape(sizes), -1.0))
+    sizes = tf.ensure_shape(tf.cast(tf.broadcast_to(sizes, tf.shape(u)[:-1]), tf.int32), u.shape[:-1])[..., None]
+    kth = tf.where(sizes > 0, kth_smallest(u, sizes), -1.0)
     below = u < kth
     tie = tf.equal(u, kth)
     need = sizes - tf.reduce_sum(tf.cast(below, tf.int32), -1, keepdims=True)
