@@ -94,7 +94,7 @@ def main():
             return f_np(tf.constant(a, tf.float32)).numpy()
 
         for mult in [int(v) for v in args.multipliers.split(",")]:
-            m = mult * d
+            m = mult * d + (mult * d) % 2    # even: the paired leverage sampler takes coalitions with complements
             errs = {k: [] for k in METHODS}
             inside, total = 0, 0
             for seed in range(args.seeds):
