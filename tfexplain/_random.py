@@ -119,6 +119,28 @@ def normal_blocks(key, rows, blocks, width: int) -> tf.Tensor:
     return box_muller(u[..., :half], u[..., half:])[..., :width]
 
 
+_COMPILED_NORMALS = {}
+
+
+def normal_blocks_compiled(key, rows, blocks, width: int) -> tf.Tensor:
+    """:func:`normal_blocks` as one XLA program, also inside a graph that is not compiled (inside one
+    that is, it is simply part of it): the generator is ~60 element-wise ops per number, which
+    TensorFlow's kernels run as ~60 passes over memory (3.9 ms per 150,000 normals on this CPU, 80% of
+    a default Lime call), XLA as one loop. The rows are padded to a power of two, so at most
+    log2(rows) + 1 programs are compiled per width; the numbers are those of the row's own stream."""
+    if width not in _COMPILED_NORMALS:
+        _COMPILED_NORMALS[width] = tf.function(
+            lambda k, r, b: normal_blocks(k, r, b, width), jit_compile=True, autograph=False, reduce_retracing=True)
+    rows = tf.convert_to_tensor(rows)
+    n = tf.shape(rows)[0]
+    size = tf.bitwise.left_shift(1, tf.cast(tf.math.ceil(tf.math.log(tf.cast(n, tf.float32)) / np.log(2.0) - 1e-6),
+                                            tf.int32))
+    size = tf.maximum(size, n)       # float rounding: never fewer rows than asked for
+    padded = tf.concat([rows, tf.zeros([size - n], rows.dtype)], 0)
+    out = _COMPILED_NORMALS[width](tf.convert_to_tensor(key), padded, tf.convert_to_tensor(blocks))
+    return tf.ensure_shape(out[:n], rows.shape.concatenate(blocks.shape).concatenate([width]))
+
+
 def box_muller(u1, u2):
     """Standard normals from uniforms u1, u2 in (0, 1) (Box & Muller 1958): with r = sqrt(-2 log u1) and
     t = 2 pi u2, the pairs (r cos t, r sin t), concatenated along the last axis. Exactly normal for

@@ -11,18 +11,17 @@ instances and outputs, solved in float64 by Cholesky (small d x d systems; XLA-c
 from __future__ import annotations
 
 import contextlib
-import contextvars
 from typing import NamedTuple
 
 import numpy as np
 import tensorflow as tf
 
+from . import _xla
 from ._lanes import elementwise
 
 _F64 = tf.float64
 _JITTER = 1e-10
 _NEGLIGIBLE = float(np.log(1e-30))
-_COMPILED = contextvars.ContextVar("tfexplain_compiled_solves", default=False)
 
 
 @contextlib.contextmanager
@@ -31,12 +30,10 @@ def compiled_solves(enabled: bool = True):
     over their columns (:func:`_loop_cholesky`, :func:`_loop_cholesky_solve`) rather than XLA's
     Cholesky and triangular-solve expanders, which unroll into hundreds of kernels (each compiled on
     its own: 10-25 s of compile time at d = 30) and run batched small factorizations about 10x slower
-    on CPUs (the bootstrap factors 32 systems per instance). One loop body compiles once, whatever p."""
-    token = _COMPILED.set(bool(enabled))
-    try:
+    on CPUs (the bootstrap factors 32 systems per instance). One loop body compiles once, whatever p.
+    (``_xla.tracing``: every part that has an XLA form uses it.)"""
+    with _xla.tracing(enabled):
         yield
-    finally:
-        _COMPILED.reset(token)
 
 
 def _loop(body, p, state, reverse=False):
@@ -81,7 +78,7 @@ def _loop_cholesky_solve(chol, rhs):
 
 def _cholesky(matrix):
     """Lower Cholesky factors of SPD matrices [..., p, p] (a graph loop while tracing for XLA)."""
-    if _COMPILED.get():
+    if _xla.active():
         return _loop_cholesky(matrix)
     return tf.linalg.cholesky(matrix)
 
@@ -92,7 +89,7 @@ def _sym_solve(matrix, rhs, jitter=_JITTER):
     p = matrix.shape[-1]
     scale = tf.linalg.trace(matrix)[..., None, None] / p + 1e-30
     matrix = matrix + jitter * scale * tf.eye(p, dtype=matrix.dtype)
-    if _COMPILED.get():
+    if _xla.active():
         return _loop_cholesky_solve(_loop_cholesky(matrix), rhs)
     return tf.linalg.cholesky_solve(tf.linalg.cholesky(matrix), rhs)
 
