@@ -307,7 +307,9 @@ class Explainer:
 
     @property
     def compilations(self) -> int:
-        """XLA programs compiled so far (at most 2: a full chunk of instances and a single instance)."""
+        """XLA programs of the explain call compiled so far (at most 2: a full chunk of instances and a
+        single instance). Lime without XLA also compiles its normal generator on first use
+        (:func:`tfexplain._random.normal_blocks_compiled`), which this does not count."""
         return 0 if self._xla_program is None else self._xla_program.experimental_get_tracing_count()
 
     def graph_function(self, jit_compile: bool):
@@ -1222,8 +1224,8 @@ class Lime(Explainer):
 
     def _explain_chunk(self, keys, rows, x):
         """Perturbations in pieces: generate, evaluate, weight, and merge their weighted moments into
-        the instance's own (sample 0, at distance 0: weight 1, merged exactly); then select features and
-        fit the ridge surrogate."""
+        the instance's own (sample 0, merged exactly in float64); then select features and fit the
+        ridge surrogate."""
         fx = self.model_outputs(self.masker.instances(x))
         x0 = self.sampler.origin(x)
         m, size = self.sampler.n_samples, self._piece
@@ -1234,9 +1236,11 @@ class Lime(Explainer):
             y = self._evaluate(x, sample)
             log_w = self.kernel.log(sample, x0)
             drawn = (index > 0) & (index < m)              # the instance is merged apart; padding weighs 0
-            return solvers.weighted_moments(sample.z, y, tf.where(drawn[None, :], log_w, -np.inf))
+            return solvers.weighted_moments(sample.z, y, log_w=tf.where(drawn[None, :], log_w, -np.inf))
 
-        mom = accumulate_pieces(piece, self._n_pieces, solvers.point_moments(x0, fx), solvers.merge_moments)
+        # the instance's own weight: 1 at distance 0 (less for an instance without active players)
+        w0 = self.kernel(Sample(x0[:, None, :], None, None), x0)[:, 0]
+        mom = accumulate_pieces(piece, self._n_pieces, solvers.point_moments(x0, fx, w0), solvers.merge_moments)
         fit = solvers.weighted_ridge(mom, x0, self._selection_mask(mom, x0), self.alpha)
         coef = tf.transpose(fit.coef, [0, 2, 1])
         return {"values": coef, "contributions": coef * x0[:, :, None], "intercept": fit.intercept,

@@ -494,7 +494,7 @@ class Moments(NamedTuple):
     w: tf.Tensor      # [c]        the total weight
 
 
-def weighted_moments(x, y, log_w) -> Moments:
+def weighted_moments(x, y, *, log_w) -> Moments:
     """Moments of samples x [c, m, p], y [c, m, o] with weights exp(log_w) (log_w [c, m]; -inf: weighs 0).
 
     The heavy products run in the samples' float32 (the d x d products over every sample, at twice the
@@ -516,7 +516,7 @@ def weighted_moments(x, y, log_w) -> Moments:
     xc = x - x_mean[:, None, :]
     yc = y - y_mean[:, None, :]
     xw = xc * w[..., None]
-    scale = tf.exp(top)                                                                  # float64
+    scale = elementwise(tf.exp, top)                                                     # float64
     return Moments(
         gram=scale[:, None, None] * tf.cast(tf.einsum("cmi,cmj->cij", xw, xc), _F64),
         xy=scale[:, None, None] * tf.cast(tf.einsum("cmp,cmo->cop", xw, yc), _F64),
@@ -524,12 +524,12 @@ def weighted_moments(x, y, log_w) -> Moments:
         x_mean=tf.cast(x_mean, _F64), y_mean=tf.cast(y_mean, _F64), w=scale * tf.cast(sw, _F64))
 
 
-def point_moments(x, y, w=1.0) -> Moments:
-    """The moments of one sample per instance, x [c, p], y [c, o], weighing w (e.g. lime's instance)."""
+def point_moments(x, y, w) -> Moments:
+    """The moments of one sample per instance, x [c, p], y [c, o], weighing w [c] (e.g. lime's instance)."""
     x, y = tf.cast(x, _F64), tf.cast(y, _F64)
     c, p, o = tf.shape(x)[0], x.shape[-1], y.shape[-1]
     return Moments(gram=tf.zeros([c, p, p], _F64), xy=tf.zeros([c, o, p], _F64), yy=tf.zeros([c, o], _F64),
-                   x_mean=x, y_mean=y, w=tf.fill([c], tf.constant(w, _F64)))
+                   x_mean=x, y_mean=y, w=tf.broadcast_to(tf.cast(w, _F64), [c]))
 
 
 def merge_moments(a: Moments, b: Moments) -> Moments:
@@ -560,7 +560,8 @@ def masked_ridge(mom: Moments, mask, alpha: float):
     sse = (mom.yy[..., None] - 2.0 * tf.reduce_sum(coef * mom.xy[:, :, None, :], -1)
            + tf.einsum("coki,cij,cokj->cok", coef, mom.gram, coef))
     sst = mom.yy[..., None]
-    score = tf.where(sst > 0, 1.0 - sse / tf.where(sst > 0, sst, 1.0), tf.ones_like(sst))
+    # at most 1: a near-perfect fit's sse is below the moments' float32 resolution and may come out < 0
+    score = tf.where(sst > 0, tf.minimum(1.0 - sse / tf.where(sst > 0, sst, 1.0), 1.0), tf.ones_like(sst))
     return coef, score
 
 
