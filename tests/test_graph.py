@@ -10,7 +10,7 @@ import tfexplain
 from conftest import mlp_numpy, mlp_tf, mlp_weights
 
 
-@pytest.fixture(params=["KernelShap", "Lime"])
+@pytest.fixture(params=["KernelShap", "Lime", "Lime per row"])
 def make(request, rng):
     d = 5
     params = mlp_weights(d, outputs=2, seed=4)
@@ -19,7 +19,8 @@ def make(request, rng):
     def build(**kw):
         if request.param == "KernelShap":
             return tfexplain.KernelShap(mlp_tf(params), data[:8], n_samples=kw.pop("n_samples", 20), **kw)
-        return tfexplain.Lime(mlp_tf(params), data, n_samples=kw.pop("n_samples", 60), **kw)
+        return tfexplain.Lime(mlp_tf(params), data, n_samples=kw.pop("n_samples", 60),
+                              shared_samples=request.param == "Lime", **kw)
 
     return build, data
 
@@ -88,7 +89,9 @@ def test_xla_compiles_at_most_two_programs_whatever_the_batch_sizes(make):
     for n in (1, 7, 49, 50, 130, 3):
         got = explainer(big[:n], seed=5)
         np.testing.assert_allclose(got.values, plain(big[:n], seed=5).values, rtol=1e-4, atol=1e-5)
-    assert explainer.compilations == 2 and explainer.tracing_count == 1
+    # Lime's shared samples: chunks of a fixed size, the last padded: one program
+    assert explainer.compilations == (1 if getattr(explainer, "shared_samples", False) else 2)
+    assert explainer.tracing_count == 1
 
 
 def test_efficiency_and_shapes_under_xla_with_chunks(rng):
@@ -168,9 +171,11 @@ def test_instance_chunks_fit_the_batch_size_budget(rng):
         return tfexplain.KernelShap(mlp_tf(params), bg, n_samples=40, batch_size=budget, **kw)
 
     for explainer in [make(n_bootstrap=0), make(), make(tolerance=0.05), make(tolerance=0.05, n_bootstrap=0),
+                      tfexplain.Lime(mlp_tf(params), bg, n_samples=40, batch_size=budget, shared_samples=False),
                       tfexplain.Lime(mlp_tf(params), bg, n_samples=40, batch_size=budget)]:
         per = explainer._instance_floats()
-        assert explainer.instances_per_chunk == max(1, budget * d // per)
+        cap = tfexplain.explainers.SHARED_CHUNK if getattr(explainer, "shared_samples", False) else budget
+        assert explainer.instances_per_chunk == min(cap, max(1, budget * d // per))
         assert explainer.instances_per_chunk == 1 or explainer.instances_per_chunk * per <= budget * d
     # the bootstrap's replicate designs count, with tolerance= too (it bootstraps every round)
     assert make().instances_per_chunk < make(n_bootstrap=0).instances_per_chunk

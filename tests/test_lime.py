@@ -190,3 +190,48 @@ def test_alpha_and_kernel_width_accept_numpy_numbers(rng):
     assert lime.alpha == 0.5 and isinstance(lime.alpha, float)
     assert lime.kernel_width == 2.0 and isinstance(lime.kernel_width, float)
     assert tfexplain.Lime(lambda t: tf.reduce_sum(t, 1), train, alpha=0).alpha == 0.0
+
+
+def test_shared_samples_one_set_per_seed_per_row_streams_on_request(setting):
+    """Default (lime's Gaussian tables): one set of perturbations per seed serves every row (they do
+    not depend on the instance); row 0 is each instance itself. shared_samples=False: each row its
+    own stream (seed, row id)."""
+    params, train, x = setting
+    shared = tfexplain.Lime(mlp_tf(params), train, n_samples=300)
+    assert shared.shared_samples
+    s = shared.samples(x, seed=4)
+    np.testing.assert_array_equal(s["points"][:, 1:], np.broadcast_to(s["points"][:1, 1:], s["points"][:, 1:].shape))
+    np.testing.assert_allclose(s["points"][:, 0], x, rtol=1e-6)
+    assert not np.allclose(shared.samples(x, seed=5)["points"][0, 1:], s["points"][0, 1:])
+    np.testing.assert_array_equal(shared.samples(x[2:], seed=4, row_offset=7)["points"], s["points"][2:])
+    own = tfexplain.Lime(mlp_tf(params), train, n_samples=300, shared_samples=False).samples(x, seed=4)
+    assert not np.allclose(own["points"][0, 1:], own["points"][1, 1:])
+
+
+def test_shared_samples_with_categorical_columns_match_sklearn_ridge(rng):
+    """A categorical column's representation depends on the instance (1{value == its value}): the
+    shared points get each instance's own design, and the fit is sklearn's on the same samples."""
+    d = 4
+    params = mlp_weights(d, outputs=2, seed=3)
+    train = rng.normal(size=(400, d)).astype(np.float32)
+    train[:, 2] = rng.choice([0.0, 1.0, 2.0], size=400)
+    x = train[:3].copy()
+    lime = tfexplain.Lime(mlp_tf(params), train, categorical_features=[2], n_samples=400, feature_selection="none",
+                          target=1)
+    assert lime.shared_samples and lime.instances_per_chunk > 1
+    exp, s = lime(x, seed=1), lime.samples(x, seed=1)
+    assert len(set(s["z"][:, 1:, 2].sum(1))) > 1        # instances with other values: other designs
+    for i in range(len(x)):
+        ridge, score, local = _fit_sklearn(s["z"][i], s["y"][i].reshape(-1), s["weights"][i])
+        np.testing.assert_allclose(exp.values[i], ridge.coef_, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(exp.intercept[i], ridge.intercept_, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(exp.score[i], score, atol=1e-5)
+
+
+def test_shared_samples_are_checked(setting):
+    params, train, x = setting
+    with pytest.raises(TypeError, match="shared_samples"):
+        tfexplain.Lime(mlp_tf(params), train, shared_samples="yes")
+    with pytest.raises(ValueError, match="shared_samples"):
+        tfexplain.Lime(mlp_tf(params), train, shared_samples=True, discretize_continuous=True)
+    assert not tfexplain.Lime(mlp_tf(params), train, discretize_continuous=True).shared_samples

@@ -56,15 +56,54 @@ def test_compiled_generator_gives_each_row_its_own_stream(n):
     np.testing.assert_allclose(got.numpy(), _random.normal_blocks(key, rows[:n], blocks, 7).numpy(), atol=1e-5)
 
 
-def test_lime_at_its_default_budget_gives_every_batching_the_same_numbers(rng):
+@pytest.mark.parametrize("shared", [True, False])
+def test_lime_at_its_default_budget_gives_every_batching_the_same_numbers(rng, shared):
     """5000 samples of d = 30 (float32 products over all of them): one call, row by row and in fives."""
     d = 30
     params = mlp_weights(d, hidden=8, outputs=2, seed=2)
     train = rng.normal(size=(200, d)).astype(np.float32)
     x = rng.normal(size=(13, d)).astype(np.float32)
-    lime = tfexplain.Lime(mlp_tf(params), train, target=1)
+    lime = tfexplain.Lime(mlp_tf(params), train, target=1, shared_samples=shared)
+    assert lime.instances_per_chunk > 5
     whole = lime(x, seed=0)
     for step in (1, 5):
         parts = [lime(x[i:i + step], seed=0, row_offset=i) for i in range(0, 13, step)]
         for field in ("values", "intercept", "score", "local_pred"):
             np.testing.assert_array_equal(np.concatenate([getattr(p, field) for p in parts]), getattr(whole, field))
+
+
+@pytest.mark.parametrize("width,shift", [(4.1, 0.0), (4.1, 3.0), (0.5, 3.0), (0.3, 2.0)])
+def test_shared_moments_are_the_float64_moments_of_each_instance(rng, width, shift):
+    """Samples shared by every instance, each weighing them by its own kernel: the float64 moments of
+    the samples repeated per instance. Narrow kernels far from the samples' mean (the two last) put an
+    instance's weight on a few samples, where the shared float32 sums would cancel: those instances
+    are redone on their own and still match."""
+    m, p, o, c = 3000, 12, 2, 4
+    x = rng.normal(size=(m, p)).astype(np.float32)
+    y = (0.3 * rng.normal(size=(m, o)) + 0.5).astype(np.float32)
+    x0 = (rng.normal(size=(c, p)) + shift).astype(np.float32)
+    log_w = (-0.5 / width**2 * ((x[None] - x0[:, None]) ** 2).sum(-1)).astype(np.float32)
+    log_w[:, 0] = -np.inf                                           # a sample that weighs nothing
+    got = solvers.shared_moments(x, y, log_w=log_w)
+    w = np.exp(log_w.astype(np.float64))
+    want = _reference(np.broadcast_to(x, (c, m, p)).astype(np.float64), np.broadcast_to(y, (c, m, o)).astype(np.float64), w)
+    for k, v in want.items():   # each instance to 2e-5 of its own largest entry (scales differ by 1e100)
+        err = np.abs(getattr(got, k).numpy() - v).reshape(c, -1).max(1)
+        assert np.all(err <= 2e-5 * np.abs(v).reshape(c, -1).max(1)), (k, err)
+
+
+def test_shared_moments_weigh_samples_like_weighted_moments(rng):
+    """Same samples for every instance: the shared product gives weighted_moments' numbers (and the
+    exponential kernel's shared log weights its per-instance ones)."""
+    m, p, o, c = 500, 5, 3, 3
+    x = rng.normal(size=(m, p)).astype(np.float32)
+    y = rng.normal(size=(m, o)).astype(np.float32)
+    x0 = rng.normal(size=(c, p)).astype(np.float32)
+    kernel = tfexplain.kernels.exponential(0.75 * np.sqrt(p))
+    log_w = kernel.log_shared(tf.constant(x), tf.constant(x0))
+    np.testing.assert_allclose(log_w.numpy(), kernel.log(tfexplain.samplers.Sample(x[None], None, None), x0).numpy(),
+                               rtol=1e-5, atol=1e-5)
+    a = solvers.shared_moments(x, y, log_w=log_w)
+    b = solvers.weighted_moments(np.broadcast_to(x, (c, m, p)), np.broadcast_to(y, (c, m, o)), log_w=log_w)
+    for t, u, name in zip(a, b, a._fields):
+        np.testing.assert_allclose(t.numpy(), u.numpy(), rtol=1e-5, atol=1e-6 * np.abs(u.numpy()).max(), err_msg=name)

@@ -30,9 +30,10 @@ def seed_to_tensor(seed) -> tf.Tensor:
     return tfp.random.sanitize_seed(tf.cast(words, tf.int32))
 
 
-def split_keys(seed: tf.Tensor, n: int) -> list[tf.Tensor]:
-    """``n`` independent purpose keys from one stateless seed (TFP's split, no state)."""
-    return list(tfp.random.split_seed(seed, n=n, salt="tfexplain"))
+def split_keys(seed: tf.Tensor, n: int, salt: str = "tfexplain") -> list[tf.Tensor]:
+    """``n`` independent purpose keys from one stateless seed (TFP's split, no state); another ``salt``
+    gives another, independent set."""
+    return list(tfp.random.split_seed(seed, n=n, salt=salt))
 
 
 _U32 = tf.uint32

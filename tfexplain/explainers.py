@@ -111,6 +111,11 @@ def _several_inputs(model, background) -> bool:
     return isinstance(declared, (list, tuple)) and len(declared) > 1 and len(background) == len(declared)
 
 
+def _repeat_last(t, pad):
+    """``t`` with its last row repeated ``pad`` more times (padding computed and dropped)."""
+    return tf.concat([t, tf.repeat(t[-1:], pad, 0)], 0)
+
+
 class Explainer:
     """Base class: composes the parts, builds the explain graph and owns the call boundary; the model
     adapter (:class:`~tfexplain.models.ModelAdapter`), the resolved :class:`~tfexplain.targets.Targets`,
@@ -119,6 +124,9 @@ class Explainer:
 
     method = "explainer"
     _probe_arg = "data"  # the constructor argument whose first rows probe the model (for messages)
+    # every chunk holds instances_per_chunk instances, the last padded (with XLA: one program in all),
+    # for explainers whose per-chunk work is shared by its instances (Lime's shared samples)
+    _fixed_chunks = False
 
     def _setup(self, model, *, sampler, masker, kernel, target, default_target,
                link, batch_size, jit_compile, feature_names, output_names, output_key, columns=None,
@@ -301,6 +309,12 @@ class Explainer:
                                                  for k, s in spec.items()})
             return {k: tf.reshape(v, tf.concat([[-1], tf.shape(v)[2:]], 0)) for k, v in out.items()}
 
+        if self._fixed_chunks:   # one program: the last chunk padded by repeating its final row
+            pad = (size - n % size) % size
+            full = (n + pad) // size
+            out = run(tf.reshape(_repeat_last(x, pad), [full, size, d]),
+                      tf.reshape(_repeat_last(rows, pad), [full, size]), size)
+            return {k: v[:n] for k, v in out.items()}
         head = run(tf.reshape(x[: full * size], [full, size, d]), tf.reshape(rows[: full * size], [full, size]), size)
         tail = run(x[full * size:][:, None], rows[full * size:][:, None], 1)
         return {k: tf.concat([head[k], tail[k]], 0) for k in head}
@@ -330,6 +344,12 @@ class Explainer:
         def chunk(e):
             return self._explain_chunk(keys, e["rows"], e["x"])
 
+        if self._fixed_chunks:   # every chunk holds cap instances (the last padded by repeating its final row)
+            n = tf.shape(x)[0]
+            pad = (cap - n % cap) % cap
+            out = chunked_map(chunk, {"rows": _repeat_last(rows, pad), "x": _repeat_last(x, pad)}, cap,
+                              self._output_spec())
+            return {k: v[:n] for k, v in out.items()}
         if cap == 1:  # every chunk is one instance, whatever the batch
             return chunked_map(chunk, {"rows": rows, "x": x}, cap, self._output_spec())
         # Chunks hold at least two instances (one row is explained next to a copy of itself): on one
@@ -337,8 +357,8 @@ class Explainer:
         # would not get the numbers it gets in a larger batch.
         n = tf.shape(x)[0]
         pad = tf.maximum(2 - n, 0)
-        out = chunked_map(chunk, {"rows": tf.concat([rows, tf.repeat(rows[-1:], pad, 0)], 0),
-                                  "x": tf.concat([x, tf.repeat(x[-1:], pad, 0)], 0)}, cap, self._output_spec())
+        out = chunked_map(chunk, {"rows": _repeat_last(rows, pad), "x": _repeat_last(x, pad)}, cap,
+                          self._output_spec())
         return {k: v[:n] for k, v in out.items()}
 
     def _evaluate(self, x, sample):
@@ -1007,6 +1027,10 @@ def lime_statistics(training_data: np.ndarray, categorical_features):
     return mean, std, categorical
 
 
+SHARED_CHUNK = 32              # Lime with shared samples: instances per chunk (at most)
+_SHARED_SALT = "tfexplain shared samples"
+
+
 class Lime(Explainer):
     """LIME (Ribeiro et al. 2016) in one TensorFlow graph: for tables as lime's LimeTabularExplainer
     computes it (``discretize_continuous=False`` by default), and for images (text) with a masker as
@@ -1060,6 +1084,16 @@ class Lime(Explainer):
     surrogate is fitted on 0/1 "same bin as the instance" indicators; ``exp.values`` are their
     weights (lime's ``as_map()``), ``exp.feature_conditions`` their readable names (lime's
     ``as_list()`` names, e.g. "worst radius > 0.52").
+    shared_samples (tables, Gaussian sampling): lime's perturbations do not depend on the instance
+        (N(mean, std) of the training data; only the weights, by distance to the instance, do), so by
+        default (None: True for this sampler) one set of ``n_samples`` per seed serves every row: the
+        model evaluates it once per chunk of up to ``SHARED_CHUNK`` (32) rows, and the surrogates'
+        moments of a chunk are one matrix product. Each row's explanation has lime's distribution
+        (row 0 its own instance, its weights its own); the rows' sampling errors are correlated, and a
+        row's numbers depend on (seed, row) only, not on its row id. Every chunk holds 32 rows (the last
+        padded), so a call of fewer rows costs as much as 32 (with XLA: one program for every batch
+        size). False: each row its own stream from (seed, row id), as for KernelShap (each instance's
+        model rows evaluated on their own: about 4x the model-only floor at d = 30).
     """
 
     method = "Lime"
@@ -1069,7 +1103,7 @@ class Lime(Explainer):
                  num_features=None, feature_selection="auto", categorical_features=None, target=None, alpha=1.0,
                  feature_names=None, output_names=None, batch_size=None,
                  jit_compile=False, output_key=None, top_labels=None, discretize_continuous=False,
-                 discretizer="quartile", training_labels=None):
+                 discretizer="quartile", training_labels=None, shared_samples=None):
         if (masker is None) == (training_data is None):
             raise ValueError("pass either `training_data` (tables) or `masker=` (e.g. tfexplain.maskers.Image), "
                              "not both" + (" and not neither." if masker is None else "."))
@@ -1101,10 +1135,24 @@ class Lime(Explainer):
                     default_target=lambda n_out: 0 if n_out == 1 else "predicted", link="identity",
                     batch_size=batch_size, jit_compile=jit_compile, feature_names=feature_names,
                     output_names=output_names, output_key=output_key, columns=columns, top_labels=top_labels)
+        # lime's tabular perturbations do not depend on the instance: one set per seed can serve every row
+        gaussian = isinstance(sampler, GaussianTabularSampler)
+        if shared_samples is None:
+            shared_samples = gaussian
+        if not isinstance(shared_samples, bool):
+            raise TypeError(f"`shared_samples` must be a bool or None, got {type(shared_samples).__name__}.")
+        if shared_samples and not gaussian:
+            raise ValueError("`shared_samples=True` needs lime's Gaussian tabular sampling (`training_data` "
+                             "without discretize_continuous): discretized and masker samples stay per row.")
+        self.shared_samples = self._fixed_chunks = shared_samples
         # perturbations (and, for tables, their model-space points), values and kernel weights, a piece at a time
-        d = self.n_features
-        self._per_sample = (2 * d if self.tabular else d) + self.n_outputs + 2
+        d, o = self.n_features, self.n_outputs
+        self._per_sample = (2 * d if self.tabular else d) + o + 2
         self._fixed = fixed                  # what the masker holds per instance (e.g. its flattened image)
+        if shared_samples:   # a piece's points, values and products once, weights (and forms) per instance
+            self._per_instance = 1 + (0 if sampler.shared_design else 3 * d + o)
+            shared = 1 + d + o + d * (d + 1) // 2 + o * d + o if sampler.shared_design else 0
+            self._per_sample += shared + SHARED_CHUNK * self._per_instance
         self._piece, self._n_pieces = evaluation.pieces(sampler.n_samples, self._per_sample,
                                                          self.batch_size * self.masker.row_floats, fixed)
 
@@ -1186,12 +1234,30 @@ class Lime(Explainer):
         return sampler, masker
 
     def _instance_floats(self) -> int:
+        if self.shared_samples:   # the piece's shared part is held once per chunk
+            return self._piece * self._per_instance + 4 * (self.n_features + 1) ** 2
         return self._fixed + self._piece * self._per_sample + 2 * self.n_features * self.n_features
 
     @property
     def pieces_per_instance(self) -> int:
         """How many pieces each instance's perturbations are generated, evaluated and reduced in."""
         return self._n_pieces
+
+    @property
+    def instances_per_chunk(self) -> int:
+        """As for every explainer; with shared samples at most ``SHARED_CHUNK`` (each chunk evaluates the
+        model on the shared points once, and the last chunk of a call is padded to the full size)."""
+        cap = super().instances_per_chunk
+        return min(cap, SHARED_CHUNK) if self.shared_samples else cap
+
+    def _keys(self, seed):
+        if not self.shared_samples:
+            return super()._keys(seed)
+        return _random.split_keys(_random.seed_to_tensor(seed), self.sampler.n_keys + 1, salt=_SHARED_SALT)
+
+    def _sample_graph(self, x, seed, rows):
+        # shared samples: every row reads the one shared stream (row 0 of the shared keys)
+        return super()._sample_graph(x, seed, tf.zeros_like(rows) if self.shared_samples else rows)
 
     def _origin(self, x):
         return self.sampler.origin(x)
@@ -1232,11 +1298,29 @@ class Lime(Explainer):
 
         def piece(j):
             index = j * size + tf.range(size)
+            drawn = ((index > 0) & (index < m))[None, :]   # the instance is merged apart; padding weighs 0
+            if self.shared_samples:
+                return shared_piece(index, drawn)
             sample = self.sampler.chunk(keys, rows, x, tf.minimum(index, m - 1))
             y = self._evaluate(x, sample)
             log_w = self.kernel.log(sample, x0)
-            drawn = (index > 0) & (index < m)              # the instance is merged apart; padding weighs 0
-            return solvers.weighted_moments(sample.z, y, log_w=tf.where(drawn[None, :], log_w, -np.inf))
+            return solvers.weighted_moments(sample.z, y, log_w=tf.where(drawn, log_w, -np.inf))
+
+        def shared_piece(index, drawn):
+            # the points of the shared stream (row 0 of the seed's shared keys), evaluated once for
+            # the chunk; each instance weighs them by its own distance to them
+            sample = self.sampler.chunk(keys, tf.zeros([1], rows.dtype), x[:1], tf.minimum(index, m - 1))
+            y = self._evaluate(x[:1], sample)                                   # [1, L, o]
+            if self.sampler.shared_design:
+                # sample 0 (the chunk's first instance) and the padding: zeros, so that nothing the
+                # moments see, their centring included, depends on which instances share the chunk
+                z, y = (tf.where(drawn[0][:, None], t[0], 0.0) for t in (sample.z, y))
+                log_w = self.kernel.log_shared(z, x0)                            # [c, L]
+                return solvers.shared_moments(z, y, log_w=tf.where(drawn, log_w, -np.inf))
+            z = self.sampler.design(sample.points, x)                            # [c, L, d]
+            log_w = self.kernel.log(Sample(z, None, None), x0)
+            y = tf.broadcast_to(y, tf.concat([tf.shape(z)[:2], [self.n_outputs]], 0))
+            return solvers.weighted_moments(z, y, log_w=tf.where(drawn, log_w, -np.inf))
 
         # the instance's own weight: 1 at distance 0 (less for an instance without active players)
         w0 = self.kernel(Sample(x0[:, None, :], None, None), x0)[:, 0]

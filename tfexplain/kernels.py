@@ -34,7 +34,16 @@ def exponential(width: float):
         """sample.z [c, m, p], origin [c, p] the instance's own representation -> log weights [c, m]."""
         return tf.reduce_sum(tf.square(sample.z - origin[:, None, :]), -1) * (-0.5 / (width * width))
 
-    return _from_log(log_kernel)
+    def log_shared(z, origin):
+        """The log weights [c, m] of samples z [m, p] shared by the instances origin [c, p], as one matrix
+        product: |z|^2 - 2 origin z^T + |origin|^2."""
+        sq = (tf.reduce_sum(tf.square(z), -1)[None, :] - 2.0 * tf.matmul(origin, z, transpose_b=True)
+              + tf.reduce_sum(tf.square(origin), -1)[:, None])
+        return tf.maximum(sq, 0.0) * (-0.5 / (width * width))
+
+    kernel = _from_log(log_kernel)
+    kernel.log_shared = log_shared
+    return kernel
 
 
 def cosine(width: float, scale: float = 1.0):
