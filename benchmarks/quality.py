@@ -28,6 +28,7 @@ def main():
         "KernelShap (leverage, 2108 coalitions)": tfexplain.KernelShap(model, background, target=1),
         "Lime (5000 samples, 10 features)": tfexplain.Lime(model, x_train, target=1),
         "Lime (5000 samples, all 30 features)": tfexplain.Lime(model, x_train, target=1, num_features=30),
+        "Lime (10 features, per-row streams)": tfexplain.Lime(model, x_train, target=1, shared_samples=False),
     }
     for e in explainers.values():
         e(x_test[: args.rows])  # trace (and compile Lime's generator for this chunk size): the steady state

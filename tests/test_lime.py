@@ -235,3 +235,28 @@ def test_shared_samples_are_checked(setting):
     with pytest.raises(ValueError, match="shared_samples"):
         tfexplain.Lime(mlp_tf(params), train, shared_samples=True, discretize_continuous=True)
     assert not tfexplain.Lime(mlp_tf(params), train, discretize_continuous=True).shared_samples
+
+
+@pytest.mark.parametrize("categorical", [[], [2]])
+def test_a_rows_nan_output_does_not_reach_the_rows_sharing_its_chunk(setting, categorical):
+    """Shared samples: the chunk's first instance is evaluated in the shared piece (weighing 0); the
+    model's NaN there must not reach the other rows (0 x NaN in their sums), with or without a
+    categorical column (per-instance designs)."""
+    params, train, x = setting
+    train = train.copy()
+    train[:, 2] = np.round(train[:, 2])
+    base = mlp_tf(params)
+
+    def model(t):
+        return tf.where(t[:, :1] > 1e3, np.nan, base(t))
+
+    lime = tfexplain.Lime(model, train, n_samples=200, categorical_features=categorical)
+    x = x.astype(np.float32)
+    x[:, 2] = train[:4, 2]
+    bad = x.copy()
+    bad[0, 0] = 1e4
+    seed = tf.constant(0, tf.int64)
+    out = lime.explain_fn(tf.constant(bad), seed, tf.range(4, dtype=tf.int64))
+    alone = lime.explain_fn(tf.constant(x[1:]), seed, tf.range(1, 4, dtype=tf.int64))
+    assert not np.isfinite(out["values"].numpy()[0]).all()
+    np.testing.assert_array_equal(out["values"].numpy()[1:], alone["values"].numpy())

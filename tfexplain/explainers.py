@@ -1310,14 +1310,16 @@ class Lime(Explainer):
             # the points of the shared stream (row 0 of the seed's shared keys), evaluated once for
             # the chunk; each instance weighs them by its own distance to them
             sample = self.sampler.chunk(keys, tf.zeros([1], rows.dtype), x[:1], tf.minimum(index, m - 1))
-            y = self._evaluate(x[:1], sample)                                   # [1, L, o]
+            # sample 0 (the chunk's first instance) and the padding weigh nothing: zeros, so that nothing
+            # the moments see (their centring included, or a NaN of the model there) depends on which
+            # instances share the chunk
+            keep = drawn[0][:, None]
+            y = tf.where(keep, self._evaluate(x[:1], sample)[0], 0.0)             # [L, o]
             if self.sampler.shared_design:
-                # sample 0 (the chunk's first instance) and the padding: zeros, so that nothing the
-                # moments see, their centring included, depends on which instances share the chunk
-                z, y = (tf.where(drawn[0][:, None], t[0], 0.0) for t in (sample.z, y))
+                z = tf.where(keep, sample.z[0], 0.0)
                 log_w = self.kernel.log_shared(z, x0)                            # [c, L]
                 return solvers.shared_moments(z, y, log_w=tf.where(drawn, log_w, -np.inf))
-            z = self.sampler.design(sample.points, x)                            # [c, L, d]
+            z = tf.where(keep, self.sampler.design(sample.points, x), 0.0)      # [c, L, d]
             log_w = self.kernel.log(Sample(z, None, None), x0)
             y = tf.broadcast_to(y, tf.concat([tf.shape(z)[:2], [self.n_outputs]], 0))
             return solvers.weighted_moments(z, y, log_w=tf.where(drawn, log_w, -np.inf))
