@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.compiler.tf2xla.python import xla as _tf2xla   # dynamic_update_slice, traced for XLA only
 
 from . import _xla
 from ._lanes import elementwise
@@ -47,16 +48,20 @@ def _loop(body, p, state, reverse=False):
 
 def _loop_cholesky(a):
     """Lower Cholesky factors of SPD matrices [..., p, p], a column per iteration of one graph loop
-    (element-wise products and sums: the same rounding for any batch shape)."""
+    (element-wise products and sums: the same rounding for any batch shape). The loop holds L^T (row
+    k: column k of L) and writes each new column in place (XLA's dynamic update slice), so an
+    iteration reads the factor once and writes p numbers instead of rewriting all p^2."""
     p = a.shape[-1]
     idx = tf.range(p)
+    lead = tf.zeros([a.shape.rank - 2], tf.int32)
 
-    def column(j, chol):
-        v = tf.gather(a, j, axis=-1) - tf.reduce_sum(chol * tf.gather(chol, j, axis=-2)[..., None, :], -1)
+    def column(j, rows):
+        l_j = tf.gather(rows, j, axis=-1)                                    # L[j, k] for every k
+        v = tf.gather(a, j, axis=-1) - tf.reduce_sum(rows * l_j[..., :, None], -2)
         col = tf.where(idx >= j, v / tf.sqrt(tf.gather(v, j, axis=-1))[..., None], tf.zeros_like(v))
-        return chol + col[..., :, None] * tf.cast(tf.equal(idx, j), a.dtype)
+        return _tf2xla.dynamic_update_slice(rows, col[..., None, :], tf.concat([lead, [j, 0]], 0))
 
-    return _loop(column, p, tf.zeros_like(a))
+    return tf.linalg.matrix_transpose(_loop(column, p, tf.zeros_like(a)))
 
 
 def _loop_cholesky_solve(chol, rhs):
