@@ -15,6 +15,7 @@ import functools
 import numpy as np
 import tensorflow as tf
 
+from . import _xla
 from .samplers import Sample
 
 DEFAULT_BATCH_SIZE = 2**17     # model rows per call for tables
@@ -178,13 +179,18 @@ def model_floor(explainer, jit_compile: bool | None = None):
     if not isinstance(spec, tf.TensorSpec) or not (spec.dtype.is_floating or spec.dtype.is_integer):
         raise ValueError(f"model_floor needs one numeric model input, not {spec!r}.")
     masker = _CopiesMasker(explainer.masker.rows_per_sample, spec)
+    jit = explainer.jit_compile if jit_compile is None else jit_compile
     # a partial, not a closure: TF counts retracing per code object, so many floors would warn
-    return tf.function(functools.partial(_floor, explainer, masker),
-                       jit_compile=explainer.jit_compile if jit_compile is None else jit_compile, autograph=False,
+    return tf.function(functools.partial(_floor, explainer, masker, jit), jit_compile=jit, autograph=False,
                        input_signature=[spec])
 
 
-def _floor(explainer, masker, x):
+def _floor(explainer, masker, jit, x):
+    with _xla.tracing(jit):   # the model's rows as the explainer's XLA program evaluates them
+        return _floor_sum(explainer, masker, x)
+
+
+def _floor_sum(explainer, masker, x):
     n = tf.shape(x)[0]
     flat = tf.reshape(tf.cast(x, tf.float32), [n, int(np.prod(x.shape[1:]))])      # ids < 2^24: exact
     sample = Sample(tf.zeros([n, explainer.sampler.n_samples, 0]), None, None)
