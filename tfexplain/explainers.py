@@ -231,7 +231,8 @@ class Explainer:
         With XLA (``jit_compile``, default: the explainer's), the instances run in chunks of
         ``instances_per_chunk`` through one XLA program of a fixed shape, and the rows left over one at
         a time through a second: XLA compiles at most two programs per explainer, whatever the batch
-        sizes (``explainer.compilations``)."""
+        sizes (``explainer.compilations``); one where every chunk is padded to the full size (Lime's
+        shared samples)."""
         jit = self.jit_compile if jit_compile is None else jit_compile
 
         def compute():
@@ -322,7 +323,7 @@ class Explainer:
     @property
     def compilations(self) -> int:
         """XLA programs of the explain call compiled so far (at most 2: a full chunk of instances and a
-        single instance). Lime without XLA also compiles its normal generator on first use
+        single instance; 1 with Lime's shared samples, whose last chunk is padded). Lime without XLA also compiles its normal generator on first use
         (:func:`tfexplain._random.normal_blocks_compiled`), which this does not count."""
         return 0 if self._xla_program is None else self._xla_program.experimental_get_tracing_count()
 
