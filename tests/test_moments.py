@@ -56,14 +56,14 @@ def test_compiled_generator_gives_each_row_its_own_stream(n):
     np.testing.assert_allclose(got.numpy(), _random.normal_blocks(key, rows[:n], blocks, 7).numpy(), atol=1e-5)
 
 
-@pytest.mark.parametrize("shared", [True, False])
-def test_lime_at_its_default_budget_gives_every_batching_the_same_numbers(rng, shared):
+@pytest.mark.parametrize("shared,jit", [(True, False), (False, False), (True, True)])
+def test_lime_at_its_default_budget_gives_every_batching_the_same_numbers(rng, shared, jit):
     """5000 samples of d = 30 (float32 products over all of them): one call, row by row and in fives."""
     d = 30
     params = mlp_weights(d, hidden=8, outputs=2, seed=2)
     train = rng.normal(size=(200, d)).astype(np.float32)
     x = rng.normal(size=(13, d)).astype(np.float32)
-    lime = tfexplain.Lime(mlp_tf(params), train, target=1, shared_samples=shared)
+    lime = tfexplain.Lime(mlp_tf(params), train, target=1, shared_samples=shared, jit_compile=jit)
     assert lime.instances_per_chunk > 5
     whole = lime(x, seed=0)
     for step in (1, 5):
@@ -84,7 +84,11 @@ def test_shared_moments_are_the_float64_moments_of_each_instance(rng, width, shi
     x0 = (rng.normal(size=(c, p)) + shift).astype(np.float32)
     log_w = (-0.5 / width**2 * ((x[None] - x0[:, None]) ** 2).sum(-1)).astype(np.float32)
     log_w[:, 0] = -np.inf                                           # a sample that weighs nothing
-    got = solvers.shared_moments(x, y, log_w=log_w)
+    got, redone = solvers.shared_moments(x, y, log_w=log_w, with_redone=True)
+    # the wide kernel's instances keep the shared sums; the narrowest's cancel, all redone
+    assert not redone.numpy().any() if width > 4 else redone.numpy().any()
+    if width < 0.4:
+        assert redone.numpy().all()
     w = np.exp(log_w.astype(np.float64))
     want = _reference(np.broadcast_to(x, (c, m, p)).astype(np.float64), np.broadcast_to(y, (c, m, o)).astype(np.float64), w)
     for k, v in want.items():   # each instance to 2e-5 of its own largest entry (scales differ by 1e100)
@@ -107,3 +111,27 @@ def test_shared_moments_weigh_samples_like_weighted_moments(rng):
     b = solvers.weighted_moments(np.broadcast_to(x, (c, m, p)), np.broadcast_to(y, (c, m, o)), log_w=log_w)
     for t, u, name in zip(a, b, a._fields):
         np.testing.assert_allclose(t.numpy(), u.numpy(), rtol=1e-5, atol=1e-6 * np.abs(u.numpy()).max(), err_msg=name)
+
+
+def test_a_redone_row_leaves_its_neighbours_numbers_alone(rng):
+    """A narrow kernel and one row far from the data: its shared sums cancel and it is redone on its
+    own; the rows sharing its chunk get the numbers they get without it, bit for bit."""
+    d = 6
+    params = mlp_weights(d, hidden=8, outputs=2, seed=2)
+    train = rng.normal(size=(200, d)).astype(np.float32)
+    x = rng.normal(size=(5, d)).astype(np.float32)
+    far = x.copy()
+    far[0] += 2.0
+    lime = tfexplain.Lime(mlp_tf(params), train, target=1, n_samples=2000, kernel_width=0.3)
+    # row 0 is redone (its shared sums cancel), the others are not
+    s = lime.samples(far, seed=0)
+    z, y = s["z"][0, 1:], s["y"][0, 1:].reshape(2000 - 1, -1)
+    origin = ((far - train.mean(0)) / train.std(0)).astype(np.float32)
+    _, redone = solvers.shared_moments(z, y, log_w=lime.kernel.log_shared(tf.constant(z), tf.constant(origin)),
+                                       with_redone=True)
+    np.testing.assert_array_equal(redone.numpy(), [True, False, False, False, False])
+    seed = tf.constant(0, tf.int64)
+    got = lime.explain_fn(tf.constant(far), seed, tf.range(5, dtype=tf.int64))
+    alone = lime.explain_fn(tf.constant(x[1:]), seed, tf.range(1, 5, dtype=tf.int64))
+    for field in ("values", "intercept", "score"):
+        np.testing.assert_array_equal(got[field].numpy()[1:], alone[field].numpy())

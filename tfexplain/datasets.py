@@ -192,8 +192,10 @@ class _Runner:
         """Contiguous parts of the batch, one per replica in replica order (a part may be empty), each
         made on its replica's device. With XLA, parts are whole chunks of ``instances_per_chunk`` rows
         where they can be: there a row's numbers depend on whether it ran in a full chunk (see
-        ``explain_dataset``)."""
-        unit = self.explainer.instances_per_chunk if self.explainer.jit_compile else 1
+        ``explain_dataset``); and where every chunk is padded to the full size (``fixed_chunks``), so
+        that no replica pads a part of its own."""
+        whole = self.explainer.jit_compile or getattr(self.explainer, "fixed_chunks", False)
+        unit = self.explainer.instances_per_chunk if whole else 1
         n = _nest.n_rows(x)
         per = -(-n // (self.replicas * unit)) * unit
         bounds = np.minimum(np.arange(self.replicas + 1) * per, n)

@@ -321,6 +321,12 @@ class Explainer:
         return {k: tf.concat([head[k], tail[k]], 0) for k in head}
 
     @property
+    def fixed_chunks(self) -> bool:
+        """Whether every chunk holds ``instances_per_chunk`` instances, the last one padded (Lime's shared
+        samples): a row's numbers are then those of one call in any batching, with XLA too."""
+        return self._fixed_chunks
+
+    @property
     def compilations(self) -> int:
         """XLA programs of the explain call compiled so far (at most 2: a full chunk of instances and a
         single instance; 1 with Lime's shared samples, whose last chunk is padded). Lime without XLA also compiles its normal generator on first use
@@ -1091,9 +1097,9 @@ class Lime(Explainer):
         model evaluates it once per chunk of up to ``SHARED_CHUNK`` (32) rows, and the surrogates'
         moments of a chunk are one matrix product. Each row's explanation has lime's distribution
         (row 0 its own instance, its weights its own); the rows' sampling errors are correlated, and a
-        row's numbers depend on (seed, row) only, not on its row id. Every chunk holds 32 rows (the last
-        padded), so a call of fewer rows costs as much as 32 (with XLA: one program for every batch
-        size). False: each row its own stream from (seed, row id), as for KernelShap (each instance's
+        row's numbers depend on (seed, row) only, not on its row id. Every chunk holds
+        ``instances_per_chunk`` rows (32, fewer with a small ``batch_size``; the last padded), so a call
+        of fewer rows costs as much as a chunk (with XLA: one program for every batch size). False: each row its own stream from (seed, row id), as for KernelShap (each instance's
         model rows evaluated on their own: about 4x the model-only floor at d = 30).
     """
 
@@ -1140,8 +1146,9 @@ class Lime(Explainer):
         gaussian = isinstance(sampler, GaussianTabularSampler)
         if shared_samples is None:
             shared_samples = gaussian
-        if not isinstance(shared_samples, bool):
+        if not isinstance(shared_samples, (bool, np.bool_)):
             raise TypeError(f"`shared_samples` must be a bool or None, got {type(shared_samples).__name__}.")
+        shared_samples = bool(shared_samples)
         if shared_samples and not gaussian:
             raise ValueError("`shared_samples=True` needs lime's Gaussian tabular sampling (`training_data` "
                              "without discretize_continuous): discretized and masker samples stay per row.")
@@ -1150,9 +1157,10 @@ class Lime(Explainer):
         d, o = self.n_features, self.n_outputs
         self._per_sample = (2 * d if self.tabular else d) + o + 2
         self._fixed = fixed                  # what the masker holds per instance (e.g. its flattened image)
-        if shared_samples:   # a piece's points, values and products once, weights (and forms) per instance
-            self._per_instance = 1 + (0 if sampler.shared_design else 3 * d + o)
-            shared = 1 + d + o + d * (d + 1) // 2 + o * d + o if sampler.shared_design else 0
+        if shared_samples:   # a piece's points, values and products once (the products' columns and
+            # their concatenation: twice), weights (and forms, with their centred and weighted copies) per instance
+            self._per_instance = 1 + (0 if sampler.shared_design else 4 * d + 3 * o + 2)
+            shared = 2 * (1 + d + o + d * (d + 1) // 2 + o * d + o) if sampler.shared_design else 0
             self._per_sample += shared + SHARED_CHUNK * self._per_instance
         self._piece, self._n_pieces = evaluation.pieces(sampler.n_samples, self._per_sample,
                                                          self.batch_size * self.masker.row_floats, fixed)

@@ -15,7 +15,6 @@ from typing import NamedTuple
 
 import numpy as np
 import tensorflow as tf
-from tensorflow.compiler.tf2xla.python import xla as _tf2xla   # dynamic_update_slice, traced for XLA only
 
 from . import _xla
 from ._lanes import elementwise
@@ -33,7 +32,9 @@ def compiled_solves(enabled: bool = True):
     Cholesky and triangular-solve expanders, which unroll into hundreds of kernels (each compiled on
     its own: 10-25 s of compile time at d = 30) and run batched small factorizations about 10x slower
     on CPUs (the bootstrap factors 32 systems per instance). One loop body compiles once, whatever p.
-    (``_xla.tracing``: every part that has an XLA form uses it.)"""
+    (``_xla.tracing``: every part that has an XLA form uses it.) Only inside a function XLA compiles:
+    the factorization writes its columns with XLA's dynamic update slice, which has no TensorFlow
+    kernel."""
     with _xla.tracing(enabled):
         yield
 
@@ -51,6 +52,8 @@ def _loop_cholesky(a):
     (element-wise products and sums: the same rounding for any batch shape). The loop holds L^T (row
     k: column k of L) and writes each new column in place (XLA's dynamic update slice), so an
     iteration reads the factor once and writes p numbers instead of rewriting all p^2."""
+    from tensorflow.compiler.tf2xla.python import xla as tf2xla   # an XLA op: traced for XLA only
+
     p = a.shape[-1]
     idx = tf.range(p)
     lead = tf.zeros([a.shape.rank - 2], tf.int32)
@@ -59,7 +62,7 @@ def _loop_cholesky(a):
         l_j = tf.gather(rows, j, axis=-1)                                    # L[j, k] for every k
         v = tf.gather(a, j, axis=-1) - tf.reduce_sum(rows * l_j[..., :, None], -2)
         col = tf.where(idx >= j, v / tf.sqrt(tf.gather(v, j, axis=-1))[..., None], tf.zeros_like(v))
-        return _tf2xla.dynamic_update_slice(rows, col[..., None, :], tf.concat([lead, [j, 0]], 0))
+        return tf2xla.dynamic_update_slice(rows, col[..., None, :], tf.concat([lead, [j, 0]], 0))
 
     return tf.linalg.matrix_transpose(_loop(column, p, tf.zeros_like(a)))
 
@@ -536,7 +539,7 @@ def _relative_weights(log_w):
     return tf.where(rel > _NEGLIGIBLE, elementwise(tf.exp, rel), 0.0), top
 
 
-def shared_moments(x, y, *, log_w) -> Moments:
+def shared_moments(x, y, *, log_w, with_redone: bool = False) -> Moments:
     """Moments of samples every instance shares, x [m, p] and y [m, o], each instance weighing them its
     own way, exp(log_w) (log_w [c, m]; -inf: weighs 0): what :func:`weighted_moments` gives for x and y
     repeated per instance, as one matrix product over the samples for all instances.
@@ -546,8 +549,10 @@ def shared_moments(x, y, *, log_w) -> Moments:
     [m, q] in float32, on samples centred on their plain mean (shared by all instances; the weighted
     means are taken out afterwards, in float64) and weights relative to each instance's largest; the
     result has the weights' true scale, as :func:`weighted_moments`'s. The product is one wide matrix
-    multiply, the kind the model's own layers run, at d = 30 about 3x fewer operations than d x d
-    products per instance and sample."""
+    multiply, the kind the model's own layers run, with about half the operations of
+    :func:`weighted_moments` per instance and sample (q = 560 multiply-adds at d = 30, o = 2, against
+    ~1,060). Instances whose float32 sums would cancel are redone on their own (see below);
+    ``with_redone``: also return which ([c] bool)."""
     w, top = _relative_weights(log_w)
     x, y = tf.cast(x, tf.float32), tf.cast(y, tf.float32)
     p, o = x.shape[-1], y.shape[-1]
@@ -573,22 +578,29 @@ def shared_moments(x, y, *, log_w) -> Moments:
     mom = Moments(gram=scale[:, None, None] * gram, xy=scale[:, None, None] * xy, yy=scale[:, None] * yy,
                   x_mean=mx + tf.cast(cx, _F64), y_mean=my + tf.cast(cy, _F64), w=scale * sw[:, 0])
     # Taking the weighted means out of float32 sums loses their digits when an instance's weight sits on
-    # a few samples far from the samples' mean (a narrow kernel): the mean's part of a sum is then
-    # ~1 / eps of the spread's. Such instances (part over CANCELLATION of the spread's, in a feature or
-    # an output) are redone one at a time as weighted_moments does (centred on their own weighted
-    # mean), only in chunks that have one: the others keep their numbers whatever their neighbours.
-    spread = tf.concat([tf.linalg.diag_part(gram), yy], 1)
-    mean_part = sw * tf.concat([mx * mx, my * my], 1)
+    # a few samples far from the samples' mean (a narrow kernel), or when an output is constant where
+    # it weighs: the mean's part of a sum is then ~1 / eps of the spread's. Such instances
+    # (cancelling_rows) are redone one at a time as weighted_moments does (centred on their own
+    # weighted mean), only in chunks that have one; every other row keeps the shared numbers, whatever
+    # its neighbours.
+    spread = tf.concat([tf.linalg.diag_part(gram), yy], 1)          # the off-diagonal terms are bounded
+    mean_part = sw * tf.concat([mx * mx, my * my], 1)                 # by these (Cauchy-Schwarz)
     bad = tf.reduce_any(mean_part > _CANCELLATION * spread, 1)                          # [c]
+    zeros = Moments(*[tf.zeros([1] + list(t.shape[1:]), _F64) for t in mom])
+
+    def one(e):
+        flagged, lw = e
+        return tf.cond(flagged, lambda: weighted_moments(x[None], y[None], log_w=lw[None]), lambda: zeros)
 
     def redo():
-        exact = tf.map_fn(lambda lw: weighted_moments(x[None], y[None], log_w=lw[None]), log_w,
-                          fn_output_signature=Moments(*[tf.TensorSpec([1] + list(t.shape[1:]), _F64)
-                                                        for t in mom]))
-        return Moments(*[tf.where(tf.reshape(bad, [-1] + [1] * (t.shape.rank - 1)), e[:, 0], t)
-                         for e, t in zip(exact, mom)])
+        return tf.map_fn(one, (bad, log_w), parallel_iterations=1,
+                         fn_output_signature=Moments(*[tf.TensorSpec(t.shape, _F64) for t in zeros]))
 
-    return tf.cond(tf.reduce_any(bad), redo, lambda: mom)
+    exact = tf.cond(tf.reduce_any(bad), redo,
+                    lambda: Moments(*[tf.zeros(tf.concat([tf.shape(bad), t.shape], 0), _F64) for t in zeros]))
+    out = Moments(*[tf.where(tf.reshape(bad, [-1] + [1] * (t.shape.rank - 1)), e[:, 0], t)
+                    for e, t in zip(exact, mom)])
+    return (out, bad) if with_redone else out
 
 
 def point_moments(x, y, w) -> Moments:
