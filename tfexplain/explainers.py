@@ -1158,9 +1158,11 @@ class Lime(Explainer):
         self._per_sample = (2 * d if self.tabular else d) + o + 2
         self._fixed = fixed                  # what the masker holds per instance (e.g. its flattened image)
         if shared_samples:   # a piece's points, values and products once (the products' columns and
-            # their concatenation: twice), weights (and forms, with their centred and weighted copies) per instance
+            # their concatenation: twice, unless XLA fuses them into one), weights (and forms, with their
+            # centred and weighted copies) per instance
             self._per_instance = 1 + (0 if sampler.shared_design else 4 * d + 3 * o + 2)
-            shared = 2 * (1 + d + o + d * (d + 1) // 2 + o * d + o) if sampler.shared_design else 0
+            copies = 1 if jit_compile else 2
+            shared = copies * (1 + d + o + d * (d + 1) // 2 + o * d + o) if sampler.shared_design else 0
             self._per_sample += shared + SHARED_CHUNK * self._per_instance
         self._piece, self._n_pieces = evaluation.pieces(sampler.n_samples, self._per_sample,
                                                          self.batch_size * self.masker.row_floats, fixed)
