@@ -80,7 +80,8 @@ def run_one(args):
     start = time.perf_counter()
     explainer(x, seed=1)
     seconds = time.perf_counter() - start
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024   # before the floor, which holds n x samples outputs
+    # peak RSS before the floor, which holds n x samples outputs
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     floor = model_floor(explainer)
     floor(x).numpy()     # warm-up on the same shape: under XLA the floor compiles once per batch shape
     floor_seconds = float("inf")

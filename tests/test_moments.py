@@ -90,7 +90,8 @@ def test_shared_moments_are_the_float64_moments_of_each_instance(rng, width, shi
     if width < 0.4:
         assert redone.numpy().all()
     w = np.exp(log_w.astype(np.float64))
-    want = _reference(np.broadcast_to(x, (c, m, p)).astype(np.float64), np.broadcast_to(y, (c, m, o)).astype(np.float64), w)
+    want = _reference(np.broadcast_to(x, (c, m, p)).astype(np.float64),
+                      np.broadcast_to(y, (c, m, o)).astype(np.float64), w)
     for k, v in want.items():   # each instance to 2e-5 of its own largest entry (scales differ by 1e100)
         err = np.abs(getattr(got, k).numpy() - v).reshape(c, -1).max(1)
         assert np.all(err <= 2e-5 * np.abs(v).reshape(c, -1).max(1)), (k, err)

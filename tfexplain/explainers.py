@@ -329,7 +329,8 @@ class Explainer:
     @property
     def compilations(self) -> int:
         """XLA programs of the explain call compiled so far (at most 2: a full chunk of instances and a
-        single instance; 1 with Lime's shared samples, whose last chunk is padded). Lime without XLA also compiles its normal generator on first use
+        single instance; 1 with Lime's shared samples, whose last chunk is padded). Lime without XLA
+        also compiles its normal generator on first use
         (:func:`tfexplain._random.normal_blocks_compiled`), which this does not count."""
         return 0 if self._xla_program is None else self._xla_program.experimental_get_tracing_count()
 
@@ -1099,8 +1100,9 @@ class Lime(Explainer):
         (row 0 its own instance, its weights its own); the rows' sampling errors are correlated, and a
         row's numbers depend on (seed, row) only, not on its row id. Every chunk holds
         ``instances_per_chunk`` rows (32, fewer with a small ``batch_size``; the last padded), so a call
-        of fewer rows costs as much as a chunk (with XLA: one program for every batch size). False: each row its own stream from (seed, row id), as for KernelShap (each instance's
-        model rows evaluated on their own: about 4x the model-only floor at d = 30).
+        of fewer rows costs as much as a chunk (with XLA: one program for every batch size). False: each
+        row its own stream from (seed, row id), as for KernelShap (each instance's
+        model rows evaluated on their own: 3-4x the model-only floor at d = 30).
     """
 
     method = "Lime"

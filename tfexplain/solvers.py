@@ -580,7 +580,7 @@ def shared_moments(x, y, *, log_w, with_redone: bool = False) -> Moments:
     # Taking the weighted means out of float32 sums loses their digits when an instance's weight sits on
     # a few samples far from the samples' mean (a narrow kernel), or when an output is constant where
     # it weighs: the mean's part of a sum is then ~1 / eps of the spread's. Such instances
-    # (cancelling_rows) are redone one at a time as weighted_moments does (centred on their own
+    # (`bad`) are redone one at a time as weighted_moments does (centred on their own
     # weighted mean), only in chunks that have one; every other row keeps the shared numbers, whatever
     # its neighbours.
     spread = tf.concat([tf.linalg.diag_part(gram), yy], 1)          # the off-diagonal terms are bounded
