@@ -1,5 +1,6 @@
 """Samplers (leverage, kernel, exact) and standard errors."""
 
+import itertools
 from math import comb
 
 import numpy as np
@@ -18,17 +19,42 @@ def _draw(sampler, rows=3, seed=0):
     return sampler(keys, tf.range(rows, dtype=tf.int64), tf.zeros([rows, d])).z.numpy()
 
 
+def _selection_reference(u, sizes):
+    """Knuth's Algorithm S in numpy: features from the last to the first, feature j taken when its key
+    is below need / (j + 1)."""
+    out = np.zeros(u.shape, np.float32)
+    for idx in np.ndindex(u.shape[:-1]):
+        need = int(sizes[idx] if np.ndim(sizes) else sizes)
+        for j in reversed(range(u.shape[-1])):
+            if need > 0 and u[idx + (j,)] < np.float32(need) / np.float32(j + 1):
+                out[idx + (j,)], need = 1.0, need - 1
+    return out
+
+
 @pytest.mark.parametrize("jit", [False, True])
-def test_random_subsets_are_the_smallest_keys_ties_by_index(rng, jit):
-    # coarse keys force many ties; the reference ranks keys by (value, index) with a stable sort
+def test_random_subsets_are_selection_sampling(rng, jit):
+    # known answers from the numpy rule, coarse keys (0 forces a feature in) and keys next to 1 included
     u = (rng.integers(0, 4, size=(5, 7, 9)) / 4.0).astype(np.float32)
+    u[0, 0] = 1.0 - 2.0**-24
     sizes = rng.integers(0, 10, size=(5, 7)).astype(np.int32)
-    rank = np.argsort(np.argsort(u, axis=-1, kind="stable"), axis=-1, kind="stable")
     dynamic = tf.function(lambda a, b: random_subsets(a, b), jit_compile=jit)
-    np.testing.assert_array_equal(dynamic(u, sizes).numpy(), (rank < sizes[..., None]).astype(np.float32))
+    got = dynamic(u, sizes).numpy()
+    np.testing.assert_array_equal(got.sum(-1), sizes)
+    np.testing.assert_array_equal(got, _selection_reference(u, sizes))
     for size in (0, 1, 4, 9):
         static = tf.function(lambda a: random_subsets(a, size), jit_compile=jit)
-        np.testing.assert_array_equal(static(u).numpy(), (rank < size).astype(np.float32))
+        np.testing.assert_array_equal(static(u).numpy(), _selection_reference(u, size))
+
+
+def test_random_subsets_are_uniform_over_subsets():
+    # all C(6, 2) = 15 subsets equally likely: chi-square over 30,000 draws (df = 14, p ~ 1e-4 cut-off)
+    u = tf.random.stateless_uniform([30000, 6], seed=[3, 4])
+    sets = random_subsets(u, 2).numpy().astype(int)
+    codes = sets @ (2 ** np.arange(6))
+    counts = np.bincount(codes, minlength=64)[[sum(2**i for i in c) for c in itertools.combinations(range(6), 2)]]
+    assert counts.sum() == 30000
+    expected = 30000 / 15
+    assert ((counts - expected) ** 2 / expected).sum() < 40.0
 
 
 # (the kernel sampler bootstraps its draws instead: test_kernel_sampler.py)

@@ -908,23 +908,21 @@ class KernelShap(Explainer):
             pair = j * size + tf.range(size)
             # one piece: all pairs, the table and random parts generated apart
             sets = plan.pairs(keys, rows, state, None if n_pieces == 1 else pair)   # [c, P, d]
-            z = tf.reshape(tf.stack([sets, 1.0 - sets], axis=2), [c, 2 * size, d])
-            y = self._evaluate(x, Sample(z, None, None))
-            w_pair = plan.pair_weights(pair)                                        # [P], 0 for padding
-            a, b, _ = solvers.shapley_design(z, y, v0, fx, mask)
-            aw = a * tf.repeat(w_pair, 2)[None, :, None]
+            # the sets, then their complements: one model evaluation, halves read back contiguously
+            y = self._evaluate(x, Sample(tf.concat([sets, 1.0 - sets], axis=1), None, None))
+            w2 = tf.broadcast_to(2.0 * plan.pair_weights(pair)[None, :], [c, size])  # [c, P], 0 for padding
+            # each pair folded into one row (a complement's projected row is -a): half the design
+            a, b = solvers.paired_shapley_design(sets, y[:, :size], y[:, size:], fx - v0, mask)
+            aw = a * w2[..., None]
             out = {"gram": tf.einsum("cmi,cmj->cij", aw, a), "rhs": tf.einsum("cmi,cmo->cio", aw, b)}
             if linear:   # the folded rows themselves (one piece: no sums over pieces)
-                out["rows"] = (a[:, 0::2], (b[:, 0::2] - b[:, 1::2]) / 2.0,
-                               tf.broadcast_to(2.0 * w_pair[None, :], [c, size]))
-            if boot:  # a complement's projected row is -a: fold each pair into one row
-                folded_b = (b[:, 0::2] - b[:, 1::2]) / 2.0
-                w2 = tf.broadcast_to(2.0 * w_pair[None, :], [c, size])
+                out["rows"] = (a, b, w2)
+            if boot:
                 if n_pieces == 1:
                     mult = tf.gather(all_mult, tf.minimum(pair, plan.n_pairs - 1), axis=2)
                 else:
                     mult = plan.poisson_multipliers(boot_key, rows, pair, boot)
-                out["boot_gram"], out["boot_rhs"] = solvers.replicate_normal_equations(a[:, 0::2], folded_b, w2, mult)
+                out["boot_gram"], out["boot_rhs"] = solvers.replicate_normal_equations(a, b, w2, mult)
             return out
 
         zeros = {"gram": tf.zeros([c, d, d], f64), "rhs": tf.zeros([c, d, o], f64)}

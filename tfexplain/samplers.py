@@ -50,38 +50,30 @@ def all_coalitions(d: int, sizes=None) -> np.ndarray:
     return np.array(rows, np.float32).reshape(-1, d)
 
 
-def kth_smallest(u: tf.Tensor, k: tf.Tensor) -> tf.Tensor:
-    """The k-th smallest of the non-negative, non-NaN float32 keys u [..., d] (k int32 [..., 1] in 1..d) -> [..., 1]:
-    a bisection on the keys' bit patterns (monotone for non-negative floats), 31 rounds of one
-    comparison and count over d in a graph loop. Under XLA on a CPU a sort (or top_k) of many short rows
-    runs as a slow custom call: 2.2 ms per instance of KernelShap's default plan at d = 30; with the
-    bisection the whole explain call went from 14.6 to 12.3 ms per instance."""
-    keys = tf.bitcast(tf.cast(u, tf.float32), tf.int32)
-
-    def halve(j, bounds):
-        lo, hi = bounds
-        mid = lo + (hi - lo) // 2
-        enough = tf.reduce_sum(tf.cast(keys <= mid, tf.int32), -1, keepdims=True) >= k
-        return j + 1, (tf.where(enough, lo, mid), tf.where(enough, mid, hi))
-
-    # count(keys <= lo) < k <= count(keys <= hi) throughout; 31 halvings close [-1, +inf's bits]
-    bounds = (tf.zeros_like(k) - 1, tf.reduce_max(keys, -1, keepdims=True) + tf.zeros_like(k))
-    _, (_, hi) = tf.while_loop(lambda j, _: j < 31, halve, (tf.constant(0), bounds), maximum_iterations=31)
-    return tf.ensure_shape(tf.bitcast(hi, tf.float32), k.shape)
-
-
 def random_subsets(u: tf.Tensor, sizes) -> tf.Tensor:
-    """Uniform random subsets: u [..., d] non-negative keys (uniforms), sizes a Python int or an int
-    tensor [...] -> {0,1} float [..., d] with exactly ``sizes`` ones: the features holding the ``sizes``
-    smallest keys, ties broken by index. Found through the size-th smallest key (:func:`kth_smallest`:
-    a bisection, no sort) and a cumulative count of the ties, not by ranking every key."""
-    sizes = tf.ensure_shape(tf.cast(tf.broadcast_to(sizes, tf.shape(u)[:-1]), tf.int32), u.shape[:-1])[..., None]
-    kth = tf.where(sizes > 0, kth_smallest(u, sizes), -1.0)
-    below = u < kth
-    tie = tf.equal(u, kth)
-    need = sizes - tf.reduce_sum(tf.cast(below, tf.int32), -1, keepdims=True)
-    take = tie & (tf.cumsum(tf.cast(tie, tf.int32), axis=-1) <= need)
-    return tf.cast(below | take, tf.float32)
+    """Uniform random subsets by selection sampling (Knuth's Algorithm S): u [..., d] keys in [0, 1)
+    (uniforms), sizes a Python int or an int tensor [...] -> {0,1} float32 [..., d] with exactly
+    ``sizes`` ones. Features are scanned from the last to the first; feature j is taken when its key is
+    below need / (j + 1), ``need`` being the ones still to place, so every ``sizes``-subset is equally
+    likely and the count is exact (need = j + 1 gives 1.0, above every key). A key of 0 forces its
+    feature in when scanned while need > 0 (the leverage plan's middle layer holds the last player this
+    way). One compare a key in a d-step graph loop, no sort: at d = 30 (20 x 1,054 sets) 6.0 ms
+    without XLA and 2.4 ms with, where a bisection for the size-th smallest key took 27 and 8.3 ms."""
+    d = u.shape[-1]
+    u = tf.cast(u, tf.float32)
+    need = tf.cast(tf.broadcast_to(sizes, tf.shape(u)[:-1]), tf.float32)
+    if d == 0:
+        return u
+    perm = [u.shape.rank - 1] + list(range(u.shape.rank - 1))
+    remaining = tf.constant(np.arange(1, d + 1), tf.float32)        # scanned from the last feature
+
+    def step(carry, elems):
+        key, rest = elems
+        take = tf.cast(key < carry[0] / rest, tf.float32)
+        return carry[0] - take, take
+
+    _, takes = tf.scan(step, (tf.transpose(u, perm), remaining), initializer=(need, need), reverse=True)
+    return tf.transpose(takes, list(range(1, u.shape.rank)) + [0])
 
 
 class BootstrapPlan:
@@ -367,7 +359,7 @@ class LeverageSampler:
 
     def _random_sets(self, keys, rows, q):
         """Sets of the random pairs q (indices into the random block), [c, L, d]: block q of the row's
-        stream gives d uniform keys, the set is the ``size`` smallest."""
+        stream gives d uniform keys, the set is drawn from them by :func:`random_subsets`."""
         d = self.n_features
         cls = tf.reduce_sum(tf.cast(q[:, None] >= tf.constant(self._random_starts[1:]), tf.int32), -1)
         u = _random.uniform_blocks(keys[0], rows, q, d)                            # [c, L, d]
@@ -438,8 +430,8 @@ class KernelSampler:
     the last complement may be dropped); a repeated subset adds one to its first occurrence's count and
     its complement's. The random coalitions' weights are their counts, rescaled to sum to the kernel
     weight the enumerated sizes leave. So coalitions are distinct, and the weights and the
-    distribution of what is drawn are shap's; the random numbers are not (Threefry per row, subsets as
-    the ``s`` smallest of ``d`` uniform keys rather than ``np.random.permutation``). When the budget
+    distribution of what is drawn are shap's; the random numbers are not (Threefry per row, subsets by
+    selection sampling over ``d`` uniform keys (:func:`random_subsets`) rather than ``np.random.permutation``). When the budget
     covers all 2^d - 2 coalitions, everything is enumerated: exact Shapley values.
 
     In the graph all ``T`` candidates are drawn at once; repeats are found exactly by sorting the

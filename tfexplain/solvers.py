@@ -137,6 +137,28 @@ def shapley_design(z, y, v0, v1, mask=None):
     return a, b, delta
 
 
+def paired_shapley_design(sets, y_sets, y_complements, v1_minus_v0, mask=None):
+    """:func:`shapley_design` of coalitions that come with their complements, each pair folded into one
+    row (float64): a complement's projected row is -a, so the pair adds w (a a^T + a a^T) to the
+    normal equations and w a (b_set - b_complement) to the right-hand side, i.e. one row a with weight
+    2 w and target (b_set - b_complement) / 2 = (y_set - y_complement) / 2 - (|S| / d - 1/2) delta
+    (v0 cancels). sets [c, P, d] {0, 1}, y_sets / y_complements [c, P, o] their values (link space),
+    v1_minus_v0 [c, o]; ``mask`` [c, d] as in :func:`shapley_design`. Returns (a [c, P, d], b [c, P, o]):
+    half the rows of the unfolded design, the same normal equations under any weights of the pairs."""
+    d = sets.shape[-1]
+    mask, n = _players(mask, d)
+    z = tf.cast(sets, _F64)
+    if mask is not None:
+        z = z * mask[:, None, :]
+    share = tf.reduce_sum(z, -1, keepdims=True) / n                    # |S| / d  [c, P, 1]
+    a = z - share
+    if mask is not None:
+        a = a * mask[:, None, :]
+    delta = tf.cast(v1_minus_v0, _F64)[:, None, :]
+    b = 0.5 * (tf.cast(y_sets, _F64) - tf.cast(y_complements, _F64)) - (share - 0.5) * delta
+    return a, b
+
+
 def constraint_term(mask, d, dtype=_F64):
     """What the normal equations add to A^T W A to make it invertible without moving the solution
     in 1-perp: 11^T / d, or with a player mask m, m m^T / |m| + diag(1 - m) (the left-out players'
