@@ -30,7 +30,7 @@ def test_agrees_with_a_long_bootstrap_on_the_same_samples():
     boot = tfexplain.KernelShap(MODEL, BG, target=1, n_samples=300, adjust=False, stderr="bootstrap",
                                 n_bootstrap=400)
     el, eb = lin(X, seed=0), boot(X, seed=0)
-    np.testing.assert_array_equal(el.values, eb.values)          # same samples, same estimate
+    np.testing.assert_allclose(el.values, eb.values, rtol=1e-6, atol=1e-7)   # same samples, same estimate
     ratio = el.stderr / eb.stderr
     assert 0.95 < np.median(ratio) < 1.07, np.median(ratio)
     assert 0.85 < np.percentile(ratio, 5) and np.percentile(ratio, 95) < 1.2
@@ -61,3 +61,34 @@ def test_is_the_default_and_null_players_get_zero():
     assert np.all(exp.stderr[:, [0, 1, 2, 4]] > 0)
     with pytest.raises(ValueError, match="stderr"):
         tfexplain.KernelShap(MODEL, BG, stderr="sandwich")
+
+
+def test_stratified_variance_matches_the_centred_sum_over_units():
+    # numpy reference: units u_p = t_p e_p^T, strata in any order, one of them enumerated (f = 0), one
+    # of a single unit
+    from tfexplain.solvers import _stratified_variance
+    rng = np.random.default_rng(5)
+    c, P, d, o = 3, 40, 6, 2
+    t, e = rng.normal(size=(c, P, d)), rng.normal(size=(c, P, o)) + 3.0    # e not centred
+    strata = rng.permutation(np.r_[np.zeros(12), np.ones(15), np.full(12, 2), [3]].astype(int))
+    factors = np.array([0.7, 1.3, 0.0, 0.9])
+    want = np.zeros((c, d, o))
+    for h, f in enumerate(factors):
+        units = t[:, strata == h, :, None] * e[:, strata == h, None, :]
+        want += f * ((units - units.mean(1, keepdims=True)) ** 2).sum(1)
+    got = _stratified_variance(tf.constant(t), tf.constant(e), strata, factors).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_rank_check_from_the_factor_agrees_with_factoring_again():
+    from tfexplain import solvers
+    rng = np.random.default_rng(2)
+    a = rng.normal(size=(4, 30, 8)) * rng.uniform(0.01, 100, size=(1, 1, 8))   # badly scaled columns
+    a[1, :, 3] = a[1, :, 5] * 2.0                                              # rank-deficient
+    a[2, :, :2] = 0.0                                                          # zero columns
+    grams = tf.constant(np.einsum("cpi,cpj->cij", a, a))
+    chol, _ = solvers._factor_inverse(grams)
+    want = solvers._full_rank(grams, 1e-8).numpy()
+    got = solvers._full_rank_from_factor(grams, chol, 1e-8).numpy()
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(want, [True, False, False, True])

@@ -49,6 +49,7 @@ class _Round(NamedTuple):
     gram: tf.Tensor                 # [c, d, d] float64
     rhs: tf.Tensor                  # [c, d, o]
     var: Optional[tf.Tensor]        # [c, d, o] or None
+    values: Optional[tf.Tensor] = None   # [c, d, o] float64 when already solved (linearized errors)
 
 
 class _Converge(NamedTuple):
@@ -866,7 +867,9 @@ class KernelShap(Explainer):
             out = self._adjusted(keys, rows, x, fx, mask, v0)
         else:
             stats = self._round(keys[:-1], keys[-1], rows, x, fx, mask, v0)
-            values = tf.cast(solvers.solve_shapley(stats.gram, stats.rhs, fx - v0, mask), tf.float32)
+            values = stats.values if stats.values is not None else \
+                solvers.solve_shapley(stats.gram, stats.rhs, fx - v0, mask)
+            values = tf.cast(values, tf.float32)
             stderr = tf.zeros_like(values) if stats.var is None else tf.cast(tf.sqrt(stats.var), tf.float32)
             out = {"values": values, "stderr": stderr, "fx": fx}
         if self.base_values is None:
@@ -931,17 +934,17 @@ class KernelShap(Explainer):
         sums = zeros if plan.n_pairs == 0 else accumulate_pieces(piece, n_pieces, zeros)
         term = solvers.constraint_term(mask, d)
         gram = sums["gram"] + term
-        var = None
-        if linear:
+        var = values = None
+        if linear:   # the values and their errors from one factorization
             strata, factors = plan.strata()
-            se = solvers.linearized_stderr(*sums["rows"], gram, sums["rhs"], strata, factors, mask)
+            values, se = solvers.linearized_shapley(*sums["rows"], gram, sums["rhs"], fx - v0, strata, factors, mask)
             var = tf.square(tf.cast(se, f64))
         if boot:
             delta = fx - v0
             se = solvers.bootstrap_stderr_from_normal_equations(sums["boot_gram"] + term[:, None], sums["boot_rhs"],
                                                                 delta, mask)
             var = tf.square(tf.cast(se, f64))
-        return _Round(gram, sums["rhs"], var)
+        return _Round(gram, sums["rhs"], var, values)
 
     def _adjusted(self, keys, rows, x, fx, mask, v0):
         """Regression-adjusted estimate (all coalitions of an instance at once)."""

@@ -67,22 +67,34 @@ def _loop_cholesky(a):
     return tf.linalg.matrix_transpose(_loop(column, p, tf.zeros_like(a)))
 
 
+def _loop_rows(p, y, body, reverse=False):
+    """``y[..., j, :] = body(j, y)`` for j = 0, ..., p - 1 (or back), writing row j in place (XLA's
+    dynamic update slice: an iteration writes one row, not all of y)."""
+    from tensorflow.compiler.tf2xla.python import xla as tf2xla   # an XLA op: traced for XLA only
+
+    lead = tf.zeros([y.shape.rank - 2], tf.int32)
+
+    def write(j, y):
+        return tf2xla.dynamic_update_slice(y, body(j, y)[..., None, :], tf.concat([lead, [j, 0]], 0))
+
+    return _loop(write, p, y, reverse=reverse)
+
+
+def _loop_substitute(chol, b, lower=True):
+    """Solves L y = b (``lower``) or L^T y = b for lower factors L [..., p, p], b [..., p, k]: a row per
+    iteration of a graph loop, written in place."""
+    def row(j, y):
+        l_j = tf.gather(chol, j, axis=-2 if lower else -1)                        # row j of L or of L^T
+        done = tf.reduce_sum(l_j[..., :, None] * y, -2)                          # the rows solved so far
+        return (tf.gather(b, j, axis=-2) - done) / tf.gather(l_j, j, axis=-1)[..., None]
+    return _loop_rows(chol.shape[-1], tf.zeros_like(b), row, reverse=not lower)
+
+
 def _loop_cholesky_solve(chol, rhs):
     """Solves (L L^T) x = rhs for lower factors L [..., p, p] and rhs [..., p, k]: forward then backward
-    substitution, a row per iteration of a graph loop."""
-    p = chol.shape[-1]
-    idx = tf.range(p)
+    substitution (:func:`_loop_substitute`)."""
     rhs = tf.broadcast_to(rhs, tf.concat([tf.shape(chol)[:-1], tf.shape(rhs)[-1:]], 0))
-
-    def substitute(b, lower):
-        def row(j, y):
-            l_j = tf.gather(chol, j, axis=-2 if lower else -1)                        # row j of L or of L^T
-            done = tf.reduce_sum(l_j[..., :, None] * y, -2)                          # the rows solved so far
-            y_j = (tf.gather(b, j, axis=-2) - done) / tf.gather(l_j, j, axis=-1)[..., None]
-            return y + tf.cast(tf.equal(idx, j), chol.dtype)[:, None] * y_j[..., None, :]
-        return _loop(row, p, tf.zeros_like(b), reverse=not lower)
-
-    return substitute(substitute(rhs, True), False)
+    return _loop_substitute(chol, _loop_substitute(chol, rhs, True), False)
 
 
 def _cholesky(matrix):
@@ -92,15 +104,33 @@ def _cholesky(matrix):
     return tf.linalg.cholesky(matrix)
 
 
+def _jittered(matrix, jitter):
+    p = matrix.shape[-1]
+    scale = tf.linalg.trace(matrix)[..., None, None] / p + 1e-30
+    return matrix + jitter * scale * tf.eye(p, dtype=matrix.dtype)
+
+
 def _sym_solve(matrix, rhs, jitter=_JITTER):
     """Solves SPD systems matrix @ x = rhs (batched) with a tiny relative jitter: on a singular (PSD)
     matrix, the minimum-norm solution for rhs in its range, to about jitter / (smallest pivot)."""
-    p = matrix.shape[-1]
-    scale = tf.linalg.trace(matrix)[..., None, None] / p + 1e-30
-    matrix = matrix + jitter * scale * tf.eye(p, dtype=matrix.dtype)
+    matrix = _jittered(matrix, jitter)
     if _xla.active():
         return _loop_cholesky_solve(_loop_cholesky(matrix), rhs)
     return tf.linalg.cholesky_solve(tf.linalg.cholesky(matrix), rhs)
+
+
+def _factor_inverse(matrix, jitter=_JITTER):
+    """(L, inverse): the lower Cholesky factor of SPD matrices [..., p, p] with :func:`_sym_solve`'s
+    jitter, and their inverse. Under XLA one forward substitution gives L^-1 and the inverse is
+    L^-T L^-1 (half the loop of solving for the identity)."""
+    matrix = _jittered(matrix, jitter)
+    eye = tf.broadcast_to(tf.eye(matrix.shape[-1], dtype=matrix.dtype), tf.shape(matrix))
+    if _xla.active():
+        chol = _loop_cholesky(matrix)
+        inv_l = _loop_substitute(chol, eye, True)
+        return chol, tf.matmul(inv_l, inv_l, transpose_a=True)
+    chol = tf.linalg.cholesky(matrix)
+    return chol, tf.linalg.cholesky_solve(chol, eye)
 
 
 def _players(mask, d):
@@ -185,14 +215,19 @@ def solve_shapley(gram, rhs, delta, mask=None, jitter=_JITTER):
     masked players, the others exactly 0, when ``mask`` [c, d] is given; gram and rhs may carry extra
     leading batch dimensions after c, e.g. bootstrap replicates; the minimum-norm solution when the
     design leaves some direction undetermined: see :func:`_sym_solve`)."""
-    d = gram.shape[-1]
-    x = _sym_solve(gram, rhs, jitter)
+    return _constrained(_sym_solve(gram, rhs, jitter), delta, mask)
+
+
+def _constrained(x, delta, mask=None):
+    """The Shapley values from a solution x [c, ..., d, o] of the projected normal equations: x kept
+    exactly in 1-perp (over the masked players) plus delta / d."""
+    d = x.shape[-2]
     delta = tf.cast(delta, _F64)[..., None, :]
     if mask is None:
         x = x - tf.reduce_mean(x, axis=-2, keepdims=True)
         return x + delta / d
     m, n = _players(mask, d)
-    extra = gram.shape.rank - 3
+    extra = x.shape.rank - 3
     shape = tf.concat([tf.shape(m)[:1], tf.ones([extra], tf.int32), [d, 1]], 0)
     m = tf.reshape(m, shape)
     n = tf.reshape(n, tf.concat([tf.shape(m)[:1], tf.ones([extra + 2], tf.int32)], 0))
@@ -325,6 +360,47 @@ def _full_rank(gram, pivot):
     return tf.reduce_all(pivots > pivot, -1)
 
 
+def _full_rank_from_factor(gram, chol, pivot):
+    """:func:`_full_rank` from the factor L of ``gram`` plus :func:`_sym_solve`'s jitter, without
+    factoring again: scaling rows and columns by D = diag(gram)^-1/2 scales L's rows by D, so the
+    pivots at unit diagonal are L_ii^2 / gram_ii (less the jitter's share, ~1e-10)."""
+    diag = tf.linalg.diag_part(gram)
+    jitter = _JITTER * (tf.linalg.trace(gram)[..., None] / gram.shape[-1] + 1e-30)
+    pivots = tf.where(diag > 0, (tf.square(tf.linalg.diag_part(chol)) - jitter) / tf.where(diag > 0, diag, 1.0),
+                      tf.zeros_like(diag))
+    return tf.reduce_all(pivots > pivot, -1)
+
+
+def _stratified_variance(t, e, strata, factors):
+    """sum_h f_h sum_{p in h} (u_p - mean_h u)^2 for the units u_p = t_p e_p^T (t [c, P, d], e [c, P, o]
+    float64; strata int [P] and factors [H] numpy), never forming the units [c, P, d, o]: it is
+    sum_p f_p (t_p^2)(e_p^2)^T - sum_h f_h / n_h S_h^2 with S_h = sum_{p in h} t_p e_p^T. The S_h are
+    one batched [d, n] x [n, o] product per stratum, over the units gathered into a [H', n_max] layout
+    (only the H' strata with f_h > 0; padding points at a zero unit). A stratum mean is small against
+    the units' spread here (the residuals are centred by the fit), and float64 keeps the difference
+    exact to ~1e-12 relative even so; it is clamped at 0."""
+    strata, factors = np.asarray(strata), np.asarray(factors, np.float64)
+    counts = np.bincount(strata, minlength=len(factors))
+    per_unit = tf.constant(factors[strata], _F64)
+    var = tf.matmul(tf.square(t), tf.square(e) * per_unit[None, :, None], transpose_a=True)   # [c, d, o]
+    live = np.flatnonzero((factors > 0) & (counts > 0))
+    if len(live) == 0:
+        return var
+    n_max = int(counts[live].max())
+    members = [np.flatnonzero(strata == h) for h in live]
+    idx = np.full((len(live), n_max), len(strata), np.int32)          # padding: the zero unit at P
+    for i, units in enumerate(members):
+        idx[i, :len(units)] = units
+
+    def blocks(v):   # [c, P, k] -> [c, H', n_max, k]
+        v = tf.concat([v, tf.zeros_like(v[:, :1])], axis=1)
+        return tf.gather(v, tf.constant(idx), axis=1)
+
+    sums = tf.matmul(blocks(t), blocks(e), transpose_a=True)          # S_h [c, H', d, o]
+    between = tf.constant(factors[live] / counts[live], _F64)[None, :, None, None]
+    return tf.maximum(var - tf.reduce_sum(between * tf.square(sums), axis=1), 0.0)
+
+
 def linearized_stderr(a, b, w, gram, rhs, strata, factors, mask=None):
     """Standard errors of the constrained Shapley regression by linearization (the sandwich, or delta
     method, for a stratified sample): one pass over the samples instead of re-solving bootstrap
@@ -336,40 +412,46 @@ def linearized_stderr(a, b, w, gram, rhs, strata, factors, mask=None):
     classes): Var(sum_p u_p) = sum_h f_h sum_{p in h} (u_p - mean_h u)^2, with f_h = (1 - n_h / N_h) n_h /
     (n_h - 1) (0 for an enumerated stratum or one of a single unit). The values are L x (+ constants),
     L the projection onto the constraint (over the masked players), so their variance is that of
-    L G^-1 sum_p u_p, computed unit by unit ([c, P, d, o] at most), times units / (units - (players - 1))
+    L G^-1 sum_p u_p (:func:`_stratified_variance`), times units / (units - (players - 1))
     (HC1: the residuals come from a fit of players - 1 free parameters).
 
     a [c, P, d] folded projected rows, b [c, P, o] their targets, w [c, P] weights, gram [c, d, d] and
     rhs [c, d, o] the normal equations (constraint term included), strata int [P] (numpy: each unit's
     stratum), factors [H] (numpy: f_h), mask [c, d] the players solved for. Returns [c, d, o] float32:
     +inf where the design is rank-deficient (as :func:`bootstrap_stderr_from_normal_equations`)."""
+    return _linearized(a, b, w, gram, rhs, strata, factors, mask)[1]
+
+
+def linearized_shapley(a, b, w, gram, rhs, delta, strata, factors, mask=None):
+    """(values [c, d, o] float64, standard errors [c, d, o] float32): :func:`solve_shapley` and
+    :func:`linearized_stderr` from one factorization of the normal equations."""
+    x, se = _linearized(a, b, w, gram, rhs, strata, factors, mask)
+    return _constrained(x, delta, mask), se
+
+
+def _linearized(a, b, w, gram, rhs, strata, factors, mask):
     d = a.shape[-1]
     a, b = tf.cast(a, _F64), tf.cast(b, _F64)
-    x = _sym_solve(gram, rhs)                                                    # [c, d, o]
-    e = b - tf.einsum("cpd,cdo->cpo", a, x)                                      # residuals
-    ginv = _sym_solve(gram, tf.broadcast_to(tf.eye(d, dtype=_F64), tf.shape(gram)))
+    chol, ginv = _factor_inverse(gram)                                           # G^-1 [c, d, d]
+    x = tf.matmul(ginv, rhs)                                                     # [c, d, o]
+    e = b - tf.matmul(a, x)                                                      # residuals [c, P, o]
     m, n = _players(mask, d)
     if m is None:
-        proj = tf.eye(d, dtype=_F64) - 1.0 / d
-        lg = tf.einsum("ij,cjk->cik", proj, ginv)
+        lg = ginv - tf.reduce_mean(ginv, axis=-2, keepdims=True)                 # (I - 11^T/d) G^-1
     else:
         proj = m[:, :, None] * (tf.eye(d, dtype=_F64)[None] - m[:, None, :] / n)
         lg = tf.matmul(proj, ginv)                                               # L G^-1 [c, d, d]
-    t = tf.einsum("cki,cpi->cpk", lg, a) * tf.cast(w, _F64)[..., None]          # [c, P, d]
-    units = t[..., None] * e[:, :, None, :]                                      # [c, P, d, o]
-    onehot = tf.constant(np.eye(len(factors))[np.asarray(strata)], _F64)         # [P, H]
-    counts = np.maximum(np.bincount(np.asarray(strata), minlength=len(factors)), 1).astype(np.float64)
-    means = tf.einsum("cpko,ph->chko", units, onehot) / tf.constant(counts, _F64)[None, :, None, None]
-    centred = units - tf.einsum("chko,ph->cpko", means, onehot)
-    per_unit = tf.constant(np.asarray(factors, np.float64)[np.asarray(strata)], _F64)
-    var = tf.einsum("cpko,p->cko", tf.square(centred), per_unit)
+    # t only feeds a spread: its product in float32 (the stratum sums below stay in float64)
+    t = tf.matmul(tf.cast(a, tf.float32), tf.cast(lg, tf.float32), transpose_b=True)
+    t = tf.cast(t, _F64) * tf.cast(w, _F64)[..., None]                          # [c, P, d]
+    var = _stratified_variance(t, e, strata, factors)
     # small-sample (HC1) correction: the residuals are fitted with n - 1 free parameters (the players
     # less the constraint), which shrinks them by about units / (units - (n - 1))
     units_n = float(len(strata))
     free = (tf.reduce_sum(m, -1)[:, None, None] if m is not None else float(d)) - 1.0
     var = var * units_n / tf.maximum(units_n - free, 1.0)
-    full_rank = _full_rank(gram, _DEFICIENT_PIVOT[tf.float64])[:, None, None]
-    return tf.cast(tf.where(full_rank, tf.sqrt(var), tf.constant(np.inf, _F64)), tf.float32)
+    full_rank = _full_rank_from_factor(gram, chol, _DEFICIENT_PIVOT[tf.float64])[:, None, None]
+    return x, tf.cast(tf.where(full_rank, tf.sqrt(var), tf.constant(np.inf, _F64)), tf.float32)
 
 
 def shapley_bootstrap_stderr(z, y, weights, v0, v1, multipliers, pair_ids, mask=None):
