@@ -156,7 +156,9 @@ def main():
     if args.one:
         return run_one(args)
     wanted = [w for w in args.configs.split(",") if w]
-    configs = [c for c in CONFIGS if "all" in wanted or c in wanted or any(w in c for w in wanted)]
+    # a configuration's full name selects it alone; other words select every name containing them
+    configs = [c for c in CONFIGS if "all" in wanted or c in wanted
+               or any(w in c and w not in CONFIGS for w in wanted)]
     if args.configs == DEFAULT_CONFIGS:
         configs = wanted
     if args.compile_sizes:

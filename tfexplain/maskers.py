@@ -160,8 +160,11 @@ class Tabular(Masker):
         return as_matrix(x, name, n_features=self.n_players, allow_vector=True)
 
     def inputs(self, flat, z, points=None):
+        """Coalitions z [S, d] in {0, 1} of the rows flat [S, d] -> [S * k, d]: x's value where z is 1
+        (z > 0.5), each background row's elsewhere. One select, not z x + (1 - z) bg: a single pass
+        over the k copies (the largest tensor a tabular explainer makes besides the model's own)."""
         bg = tf.constant(self.background)
-        mixed = z[:, None, :] * flat[:, None, :] + (1.0 - z[:, None, :]) * bg[None]
+        mixed = tf.where(z[:, None, :] > 0.5, flat[:, None, :], bg[None])
         return tf.reshape(mixed, [-1, self.background.shape[1]])
 
     def reduce(self, y):
