@@ -136,3 +136,26 @@ def test_a_redone_row_leaves_its_neighbours_numbers_alone(rng):
     alone = lime.explain_fn(tf.constant(x[1:]), seed, tf.range(1, 5, dtype=tf.int64))
     for field in ("values", "intercept", "score"):
         np.testing.assert_array_equal(got[field].numpy()[1:], alone[field].numpy())
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_ridge_on_selected_features_in_their_own_space_equals_the_masked_ridge(rng, jit):
+    # lime's final fit on k of p features: the masked p x p system and the k x k one give the same
+    # coefficients and R^2; and the all-features ridge that ranks them solves every output at once
+    c, m, p, o, k = 3, 200, 9, 2, 4
+    x, y = rng.normal(size=(c, m, p)), rng.normal(size=(c, m, o))
+    y[..., 0] += x[..., 2] * 2.0
+    mom = solvers.weighted_moments(tf.constant(x, tf.float32), tf.constant(y, tf.float32),
+                                   log_w=tf.constant(rng.normal(size=(c, m)), tf.float32))
+    idx = np.stack([np.stack([rng.permutation(p)[:k] for _ in range(o)]) for _ in range(c)]).astype(np.int32)
+    mask = tf.reduce_sum(tf.one_hot(idx, p, dtype=tf.float64), -2)
+    want_coef, want_score = solvers.masked_ridge(mom, mask[:, :, None], 1.0)
+    with solvers.compiled_solves(jit):
+        fit = tf.function(lambda: solvers.weighted_ridge(mom, tf.zeros([c, p]), mask, 1.0, k), jit_compile=jit)()
+    np.testing.assert_allclose(fit.coef.numpy(), want_coef[:, :, 0].numpy(), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(fit.score.numpy(), want_score[:, :, 0].numpy(), rtol=1e-5, atol=1e-7)
+    ranked = solvers.highest_weights(mom, tf.ones([c, p]), k, o)
+    ones = tf.ones([c, o, 1, p], tf.float64)
+    coef_all = solvers.masked_ridge(mom, ones, 0.01)[0][:, :, 0].numpy()
+    top = np.argsort(-np.abs(coef_all), -1)[..., :k]
+    np.testing.assert_array_equal(ranked.numpy(), np.eye(p)[top].sum(-2))

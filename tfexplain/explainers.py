@@ -1292,15 +1292,16 @@ class Lime(Explainer):
                 "score": per_out, "local_pred": per_out, "fx": per_out, **self.masker.extras_spec()}
 
     def _selection_mask(self, mom, x0):
+        """(mask [c, o, d] of the features the surrogate keeps, how many each row keeps: k or d)."""
         k = min(self.num_features, self.n_features)
         method = self.feature_selection
         if method == "none" or k >= self.n_features and method != "forward_selection":
-            return tf.ones([tf.shape(x0)[0], self.n_outputs, self.n_features], tf.float64)
+            return tf.ones([tf.shape(x0)[0], self.n_outputs, self.n_features], tf.float64), self.n_features
         if method == "auto":
             method = "forward_selection" if self.num_features <= 6 else "highest_weights"
         if method == "forward_selection":
-            return solvers.forward_selection(mom, k, self.n_outputs)
-        return solvers.highest_weights(mom, x0, k, self.n_outputs)
+            return solvers.forward_selection(mom, k, self.n_outputs), k
+        return solvers.highest_weights(mom, x0, k, self.n_outputs), k
 
     def _explain_chunk(self, keys, rows, x):
         """Perturbations in pieces: generate, evaluate, weight, and merge their weighted moments into
@@ -1341,7 +1342,8 @@ class Lime(Explainer):
         # the instance's own weight: 1 at distance 0 (less for an instance without active players)
         w0 = self.kernel(Sample(x0[:, None, :], None, None), x0)[:, 0]
         mom = accumulate_pieces(piece, self._n_pieces, solvers.point_moments(x0, fx, w0), solvers.merge_moments)
-        fit = solvers.weighted_ridge(mom, x0, self._selection_mask(mom, x0), self.alpha)
+        mask, n_selected = self._selection_mask(mom, x0)
+        fit = solvers.weighted_ridge(mom, x0, mask, self.alpha, n_selected)
         coef = tf.transpose(fit.coef, [0, 2, 1])
         return {"values": coef, "contributions": coef * x0[:, :, None], "intercept": fit.intercept,
                 "score": fit.score, "local_pred": fit.local_pred, "fx": fx, **self.masker.extras(x)}

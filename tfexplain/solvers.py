@@ -11,7 +11,7 @@ instances and outputs, solved in float64 by Cholesky (small d x d systems; XLA-c
 from __future__ import annotations
 
 import contextlib
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -742,10 +742,30 @@ def masked_ridge(mom: Moments, mask, alpha: float):
     coef = _sym_solve(gram, rhs[..., None])[..., 0] * mask
     sse = (mom.yy[..., None] - 2.0 * tf.reduce_sum(coef * mom.xy[:, :, None, :], -1)
            + tf.einsum("coki,cij,cokj->cok", coef, mom.gram, coef))
-    sst = mom.yy[..., None]
-    # at most 1: a near-perfect fit's sse is below the moments' float32 resolution and may come out < 0
-    score = tf.where(sst > 0, tf.minimum(1.0 - sse / tf.where(sst > 0, sst, 1.0), 1.0), tf.ones_like(sst))
-    return coef, score
+    return coef, _r2(sse, mom.yy[..., None])
+
+
+def _r2(sse, sst):
+    """Weighted R^2, at most 1: a near-perfect fit's sse is below the moments' float32 resolution and
+    may come out < 0; 1 where the targets do not vary."""
+    return tf.where(sst > 0, tf.minimum(1.0 - sse / tf.where(sst > 0, sst, 1.0), 1.0), tf.ones_like(sst))
+
+
+def subset_ridge(mom: Moments, idx, alpha: float):
+    """:func:`masked_ridge` on the features ``idx`` [c, o, n] (distinct indices, the same n for every
+    row and output), solved in their own n-dimensional space: the masked system is block-diagonal (the
+    identity outside the mask), so the selected block is the whole problem. One n x n factorization per
+    (row, output) instead of one p x p (d = 100, 10 features: 101 -> 10 columns). Returns coef [c, o, p]
+    (zero outside idx) and weighted R^2 [c, o]."""
+    p, n = mom.gram.shape[-1], idx.shape[-1]
+    gram = tf.broadcast_to(mom.gram[:, None], tf.concat([tf.shape(idx)[:2], [p, p]], 0))
+    gram = tf.gather(tf.gather(gram, idx, axis=2, batch_dims=2), idx, axis=3, batch_dims=2)   # [c, o, n, n]
+    rhs = tf.gather(mom.xy, idx, axis=2, batch_dims=2)                                        # [c, o, n]
+    coef = _sym_solve(gram + alpha * tf.eye(n, dtype=_F64), rhs[..., None])[..., 0]
+    sse = (mom.yy - 2.0 * tf.reduce_sum(coef * rhs, -1)
+           + tf.einsum("coi,coij,coj->co", coef, gram, coef))
+    full = tf.einsum("conp,con->cop", tf.one_hot(idx, p, dtype=_F64), coef)
+    return full, _r2(sse, mom.yy)
 
 
 class RidgeFit(NamedTuple):
@@ -755,11 +775,18 @@ class RidgeFit(NamedTuple):
     local_pred: tf.Tensor  # [c, o] surrogate's prediction at row 0 (the instance)
 
 
-def weighted_ridge(mom: Moments, x0, mask, alpha: float) -> RidgeFit:
-    """Final surrogate: ridge with intercept on the selected features; x0 [c, p] is the instance's
-    own representation (row 0)."""
-    coef, score = masked_ridge(mom, mask[:, :, None, :], alpha)
-    coef, score = coef[:, :, 0], score[:, :, 0]
+def weighted_ridge(mom: Moments, x0, mask, alpha: float, n_selected: Optional[int] = None) -> RidgeFit:
+    """Final surrogate: ridge with intercept on the selected features ``mask`` [c, o, p]; x0 [c, p] is
+    the instance's own representation (row 0). ``n_selected``: when every (row, output) selects exactly
+    that many features (lime's selections do), fewer than p, the fit runs in their own space
+    (:func:`subset_ridge`)."""
+    p = mom.gram.shape[-1]
+    if n_selected is not None and n_selected < p:
+        idx = tf.math.top_k(tf.cast(mask, tf.float32), n_selected).indices     # the selected features
+        coef, score = subset_ridge(mom, idx, alpha)
+    else:
+        coef, score = masked_ridge(mom, mask[:, :, None, :], alpha)
+        coef, score = coef[:, :, 0], score[:, :, 0]
     intercept = mom.y_mean - tf.reduce_sum(mom.x_mean[:, None, :] * coef, -1)
     local = intercept + tf.reduce_sum(tf.cast(x0, _F64)[:, None, :] * coef, -1)
     f32 = lambda t: tf.cast(t, tf.float32)  # noqa: E731
@@ -784,8 +811,9 @@ def forward_selection(mom: Moments, k: int, n_outputs: int):
 def highest_weights(mom: Moments, x0, k: int, n_outputs: int):
     """lime's 'highest_weights': ridge(alpha=0.01) on all features, keep the k largest |coef * x0|."""
     p = mom.gram.shape[-1]
-    ones = tf.ones([tf.shape(mom.gram)[0], n_outputs, 1, p], _F64)
-    coef, _ = masked_ridge(mom, ones, 0.01)
-    importance = tf.abs(coef[:, :, 0] * tf.cast(x0, _F64)[:, None, :])
+    # every output's ridge on all features: one factorization, the outputs as right-hand sides
+    coef = tf.linalg.matrix_transpose(
+        _sym_solve(mom.gram + 0.01 * tf.eye(p, dtype=_F64), tf.linalg.matrix_transpose(mom.xy)))   # [c, o, p]
+    importance = tf.abs(coef * tf.cast(x0, _F64)[:, None, :])
     _, idx = tf.math.top_k(importance, k)
     return tf.reduce_sum(tf.one_hot(idx, p, dtype=_F64), -2)
