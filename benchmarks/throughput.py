@@ -159,7 +159,7 @@ def main():
     parser.add_argument("--n", type=int)
     parser.add_argument("--xla", dest="jit", type=lambda v: v == "1")
     parser.add_argument("--bg", dest="k", type=int, default=50, help=argparse.SUPPRESS)
-    parser.add_argument("--repeats", type=int, default=2, help="timed runs of the explain call and of the floor, "
+    parser.add_argument("--repeats", type=lambda v: max(1, int(v)), default=2, help="timed runs of the explain call and of the floor, "
                         "interleaved; the faster of each counts")
     args = parser.parse_args()
     global _REPEATS

@@ -19,15 +19,20 @@ def _draw(sampler, rows=3, seed=0):
     return sampler(keys, tf.range(rows, dtype=tf.int64), tf.zeros([rows, d])).z.numpy()
 
 
-def _selection_reference(u, sizes):
+def _selection_reference(u, sizes, eligible=None):
     """Knuth's Algorithm S in numpy: features from the last to the first, feature j taken when its key
-    is below need / (j + 1)."""
+    is below need / rest (rest: the eligible features not yet scanned, j included)."""
     out = np.zeros(u.shape, np.float32)
+    eligible = np.ones(u.shape) if eligible is None else np.broadcast_to(eligible, u.shape)
     for idx in np.ndindex(u.shape[:-1]):
         need = int(sizes[idx] if np.ndim(sizes) else sizes)
+        rest = int(eligible[idx].sum())
         for j in reversed(range(u.shape[-1])):
-            if need > 0 and u[idx + (j,)] < np.float32(need) / np.float32(j + 1):
+            if not eligible[idx + (j,)]:
+                continue
+            if need > 0 and u[idx + (j,)] < np.float32(need) / np.float32(rest):
                 out[idx + (j,)], need = 1.0, need - 1
+            rest -= 1
     return out
 
 
@@ -44,6 +49,11 @@ def test_random_subsets_are_selection_sampling(rng, jit):
     for size in (0, 1, 4, 9):
         static = tf.function(lambda a: random_subsets(a, size), jit_compile=jit)
         np.testing.assert_array_equal(static(u).numpy(), _selection_reference(u, size))
+    # only eligible features drawn, min(size, eligible) of them
+    eligible = (rng.uniform(size=(5, 1, 9)) < 0.6).astype(np.float32)
+    masked = tf.function(lambda a, b, e: random_subsets(a, b, eligible=e), jit_compile=jit)(u, sizes, eligible).numpy()
+    np.testing.assert_array_equal(masked, _selection_reference(u, sizes, eligible))
+    np.testing.assert_array_equal(masked.sum(-1), np.minimum(sizes, eligible.sum(-1)))
 
 
 def test_random_subsets_are_uniform_over_subsets():

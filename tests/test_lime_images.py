@@ -174,6 +174,19 @@ def test_uniform_sizes_scheme_draws_lime_text_sizes_over_active_players():
     np.testing.assert_array_equal(chunk, z[:, 10:20])                   # pieces give the whole's samples
 
 
+def test_uniform_sizes_with_null_players_anywhere_switch_off_exactly_k_uniformly():
+    """Null players before and between the active ones (a text masker's [CLS] at 0, left padding): a
+    sample still switches off k in 1..active of the active players, each equally often."""
+    active = tf.constant([[0, 1, 1, 0, 1, 0, 0, 0], [0, 0, 0, 0, 0, 0, 1, 1]], tf.float32)
+    sampler = BinarySampler(8, 6001, players=lambda x: x, scheme="uniform_sizes")
+    z = sampler([tf.constant([5, 6], tf.int32)], tf.constant([0, 1], tf.int64), active).z.numpy()[:, 1:]
+    np.testing.assert_array_equal(z * (1.0 - active.numpy()[:, None]), 0.0)      # null players stay 0
+    off = 3 - z[0].sum(1)
+    np.testing.assert_allclose(np.bincount(off.astype(int), minlength=4) / 6000, [0, 1 / 3, 1 / 3, 1 / 3], atol=0.03)
+    np.testing.assert_allclose((1 - z[0][:, [1, 2, 4]]).mean(0), 2 / 3, atol=0.03)   # (1 + 2 + 3) / 3 / 3 each
+    np.testing.assert_array_equal(np.unique(2 - z[1].sum(1)), [1, 2])
+
+
 def test_streams_batches_and_no_retracing():
     """Row r's samples come from (seed, r): explaining rows in other batches (row_offset) gives the
     same numbers, and any batch size runs on one trace."""

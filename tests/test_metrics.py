@@ -85,6 +85,8 @@ def test_faithfulness_and_infidelity_against_numpy_on_fixed_subsets(rng):
     beta = (summed * drop).mean(1) / (summed**2).mean(1)
     np.testing.assert_allclose(metrics.infidelity(f, x, attr, baseline=base, subsets=subsets, optimal_scaling=True),
                                ((beta[:, None] * summed - drop) ** 2).mean(1), rtol=1e-5)
+    with pytest.raises(ValueError, match="`subsets` must be 0/1"):       # a soft mask is not a subset
+        metrics.faithfulness_correlation(f, x, attr, baseline=base, subsets=subsets * 0.5)
 
 
 @pytest.fixture(scope="module")

@@ -183,6 +183,8 @@ def _subsets_arg(subsets, n, d, subset_size, n_runs, seed):
             s = np.broadcast_to(s, (n,) + s.shape)
         if s.ndim != 3 or s.shape[0] != n or s.shape[2] != d:
             raise ValueError(f"`subsets` must be [runs, d] or [n, runs, d] 0/1 masks, got shape {s.shape}.")
+        if not np.all((s == 0.0) | (s == 1.0)):
+            raise ValueError("`subsets` must be 0/1 masks (1: the feature is removed); got other values.")
         return np.ascontiguousarray(s)
     subset_size = as_int(subset_size, "subset_size", minimum=1)
     if subset_size > d:

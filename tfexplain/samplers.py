@@ -50,30 +50,47 @@ def all_coalitions(d: int, sizes=None) -> np.ndarray:
     return np.array(rows, np.float32).reshape(-1, d)
 
 
-def random_subsets(u: tf.Tensor, sizes) -> tf.Tensor:
+def random_subsets(u: tf.Tensor, sizes, eligible=None) -> tf.Tensor:
     """Uniform random subsets by selection sampling (Knuth's Algorithm S): u [..., d] keys in [0, 1)
     (uniforms), sizes a Python int or an int tensor [...] -> {0,1} float32 [..., d] with exactly
     ``sizes`` ones. Features are scanned from the last to the first; feature j is taken when its key is
-    below need / (j + 1), ``need`` being the ones still to place, so every ``sizes``-subset is equally
-    likely and the count is exact (need = j + 1 gives 1.0, above every key). A key of 0 forces its
-    feature in when scanned while need > 0 (the leverage plan's middle layer holds the last player this
-    way). One compare a key in a d-step graph loop, no sort: at d = 30 (20 x 1,054 sets) 6.0 ms
-    without XLA and 2.4 ms with, where a bisection for the size-th smallest key took 27 and 8.3 ms."""
+    below need / rest, ``need`` being the ones still to place and ``rest`` the features still to scan
+    (j + 1), so every ``sizes``-subset is equally likely and the count is exact (need = rest gives 1.0,
+    above every key). A key of 0 forces its feature in when scanned while need > 0 (the leverage plan's
+    middle layer holds the last player this way). ``eligible``: optional {0, 1} [..., d] (broadcast
+    against u): only those features are drawn and counted in ``rest`` (the others are never taken), so
+    the subset is uniform over the eligible features and has min(sizes, eligible) ones. One compare a
+    key in a d-step graph loop, no sort: at d = 30 (20 x 1,054 sets) 6.0 ms without XLA and 2.4 ms
+    with, where a bisection for the size-th smallest key took 27 and 8.3 ms."""
     d = u.shape[-1]
     u = tf.cast(u, tf.float32)
     need = tf.cast(tf.broadcast_to(sizes, tf.shape(u)[:-1]), tf.float32)
     if d == 0:
         return u
     perm = [u.shape.rank - 1] + list(range(u.shape.rank - 1))
-    remaining = tf.constant(np.arange(1, d + 1), tf.float32)        # scanned from the last feature
+    back = list(range(1, u.shape.rank)) + [0]
+    if eligible is None:
+        remaining = tf.constant(np.arange(1, d + 1), tf.float32)   # scanned from the last feature
 
-    def step(carry, elems):
-        key, rest = elems
-        take = tf.cast(key < carry[0] / rest, tf.float32)
-        return carry[0] - take, take
+        def step(carry, elems):
+            key, rest = elems
+            take = tf.cast(key < carry[0] / rest, tf.float32)
+            return carry[0] - take, take
 
-    _, takes = tf.scan(step, (tf.transpose(u, perm), remaining), initializer=(need, need), reverse=True)
-    return tf.transpose(takes, list(range(1, u.shape.rank)) + [0])
+        _, takes = tf.scan(step, (tf.transpose(u, perm), remaining), initializer=(need, need), reverse=True)
+        return tf.transpose(takes, back)
+    eligible = tf.broadcast_to(tf.cast(eligible, tf.float32), tf.shape(u))
+
+    def step_eligible(carry, elems):
+        need, rest, _ = carry
+        key, e = elems
+        take = e * tf.cast(key < need / tf.maximum(rest, 1.0), tf.float32)
+        return need - take, rest - e, take
+
+    start = (need, tf.reduce_sum(eligible, -1), need)
+    _, _, takes = tf.scan(step_eligible, (tf.transpose(u, perm), tf.transpose(eligible, perm)),
+                          initializer=start, reverse=True)
+    return tf.transpose(takes, back)
 
 
 class BootstrapPlan:
@@ -700,8 +717,8 @@ class BinarySampler:
             u = _random.uniform_blocks(keys[0], rows, draw, p + 1)
             active = tf.reduce_sum(on, -1, keepdims=True)                            # [c, 1]
             off = tf.minimum(tf.floor(u[..., 0] * active) + 1.0, active)             # [c, L] in 1..active
-            order = tf.where(on[:, None, :] > 0, u[..., 1:], 2.0)                    # null players never drawn
-            keep = 1.0 - random_subsets(order, tf.cast(off, tf.int32))
+            # null players are never drawn: the subset is uniform over the active ones
+            keep = 1.0 - random_subsets(u[..., 1:], tf.cast(off, tf.int32), eligible=on[:, None, :])
         z = keep * on[:, None, :]
         z = tf.where(tf.equal(index, 0)[None, :, None], tf.broadcast_to(on[:, None, :], tf.shape(z)), z)
         return Sample(z, None, None)

@@ -424,7 +424,8 @@ def _full_rank(gram, pivot):
 def _full_rank_from_factor(gram, chol, pivot):
     """:func:`_full_rank` from the factor L of ``gram`` plus :func:`_sym_solve`'s jitter, without
     factoring again: scaling rows and columns by D = diag(gram)^-1/2 scales L's rows by D, so the
-    pivots at unit diagonal are L_ii^2 / gram_ii (less the jitter's share, ~1e-10)."""
+    pivots at unit diagonal are L_ii^2 / gram_ii, less the jitter's share (to first order
+    1e-10 (trace / p) / gram_ii: ~1e-10 for grams of comparable diagonals, as KernelShap's)."""
     diag = tf.linalg.diag_part(gram)
     jitter = _JITTER * (tf.linalg.trace(gram)[..., None] / gram.shape[-1] + 1e-30)
     pivots = tf.where(diag > 0, (tf.square(tf.linalg.diag_part(chol)) - jitter) / tf.where(diag > 0, diag, 1.0),
