@@ -28,11 +28,11 @@ _CANCELLATION = 1e3   # shared_moments: float32 sums keep ~1e-7 * this of the sp
 @contextlib.contextmanager
 def compiled_solves(enabled: bool = True):
     """While tracing a graph XLA will compile: factor and solve the small SPD systems with graph loops
-    over their columns (:func:`_loop_cholesky`, :func:`_loop_substitute`; in blocks above 32 columns,
-    :func:`_xla_factor`) rather than XLA's
-    Cholesky and triangular-solve expanders, which unroll into hundreds of kernels (each compiled on
-    its own: 10-25 s of compile time at d = 30) and run batched small factorizations about 10x slower
-    on CPUs (the bootstrap factors 32 systems per instance). One loop body compiles once, whatever p.
+    over their columns (:func:`_loop_cholesky`, :func:`_loop_substitute`; in blocks of 32 columns
+    above that, :func:`_xla_factor`) rather than XLA's Cholesky and triangular-solve expanders, which
+    unroll into hundreds of kernels (each compiled on its own: 10-25 s of compile time at d = 30) and
+    run batched small factorizations about 10x slower on CPUs (the bootstrap factors 32 systems per
+    instance). The program grows with the blocks (one loop body each), not with the columns.
     (``_xla.tracing``: every part that has an XLA form uses it.) Only inside a function XLA compiles:
     the factorization writes its columns with XLA's dynamic update slice, which has no TensorFlow
     kernel."""
@@ -51,21 +51,16 @@ def _loop(body, p, state, reverse=False):
 def _loop_cholesky(a):
     """Lower Cholesky factors of SPD matrices [..., p, p], a column per iteration of one graph loop
     (element-wise products and sums: the same rounding for any batch shape). The loop holds L^T (row
-    k: column k of L) and writes each new column in place (XLA's dynamic update slice), so an
-    iteration reads the factor once and writes p numbers instead of rewriting all p^2."""
-    from tensorflow.compiler.tf2xla.python import xla as tf2xla   # an XLA op: traced for XLA only
-
-    p = a.shape[-1]
-    idx = tf.range(p)
-    lead = tf.zeros([a.shape.rank - 2], tf.int32)
+    k: column k of L) and writes each new column in place (:func:`_loop_rows`), so an iteration reads
+    the factor once and writes p numbers instead of rewriting all p^2."""
+    idx = tf.range(a.shape[-1])
 
     def column(j, rows):
         l_j = tf.gather(rows, j, axis=-1)                                    # L[j, k] for every k
         v = tf.gather(a, j, axis=-1) - tf.reduce_sum(rows * l_j[..., :, None], -2)
-        col = tf.where(idx >= j, v / tf.sqrt(tf.gather(v, j, axis=-1))[..., None], tf.zeros_like(v))
-        return tf2xla.dynamic_update_slice(rows, col[..., None, :], tf.concat([lead, [j, 0]], 0))
+        return tf.where(idx >= j, v / tf.sqrt(tf.gather(v, j, axis=-1))[..., None], tf.zeros_like(v))
 
-    return tf.linalg.matrix_transpose(_loop(column, p, tf.zeros_like(a)))
+    return tf.linalg.matrix_transpose(_loop_rows(a.shape[-1], tf.zeros_like(a), column))
 
 
 def _loop_rows(p, y, body, reverse=False):
@@ -112,7 +107,7 @@ def _xla_factor(a) -> _XlaFactor:
     updated by one matrix product with the columns before it, its diagonal block factored by the loop
     and the rows below it solved with that block's inverse (one substitution loop of the block's size).
     The loops then touch [..., 32, 32] blocks instead of the whole [..., p, p] factor at each column:
-    at p = 100, 32 systems factored in ~4x less time."""
+    solving 32 systems at p = 101 (factor and both substitutions) took 16.7 -> 7.4 ms on 2 CPU cores."""
     p = a.shape[-1]
     if p <= _BLOCK:
         return _XlaFactor(_loop_cholesky(a))
