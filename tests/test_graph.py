@@ -220,3 +220,29 @@ def test_solves_traced_for_xla_of_singular_systems_give_the_minimum_norm_solutio
     want = np.linalg.pinv(matrix, hermitian=True) @ rhs
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
     np.testing.assert_allclose(via_inverse, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("total,cap", [(1, 4), (7, 7), (8, 4), (10, 4), (13, 5), (29, 6), (5, 1)])
+@pytest.mark.parametrize("static", [True, False])
+def test_chunked_map_covers_every_row_once_in_equal_chunks(total, cap, static):
+    """Chunks are equal slices of at most `cap` rows (the last one starting early instead of padded):
+    every row's result comes back once and in order, with and without a static batch; with one, fn
+    sees the fewest chunks' size."""
+    from tfexplain.evaluation import chunked_map
+
+    x = np.arange(total * 3, dtype=np.float32).reshape(total, 3)
+    sizes = []
+
+    def fn(e):
+        sizes.append(e["x"].shape[0])
+        return {"y": e["x"] * 2.0, "s": tf.reduce_sum(e["x"], 1)}
+
+    spec = {"y": tf.TensorSpec([None, 3], tf.float32), "s": tf.TensorSpec([None], tf.float32)}
+    sig = [tf.TensorSpec([total if static else None, 3], tf.float32)]
+    run = tf.function(lambda t: chunked_map(fn, {"x": t}, cap, spec), input_signature=sig)
+    out = run(tf.constant(x))
+    np.testing.assert_array_equal(out["y"].numpy(), x * 2.0)
+    np.testing.assert_array_equal(out["s"].numpy(), x.sum(1))
+    if static:   # the chunk size is known when tracing: at most cap, the fewest equal chunks
+        chunks = -(-total // cap)
+        assert sizes == [-(-total // chunks)]

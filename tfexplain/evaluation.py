@@ -2,8 +2,8 @@
 whatever the number of instances, samples and background rows; and the sizes that bound it (an
 explainer's default ``batch_size``, an instance's samples cut into pieces, instances per chunk).
 
-Chunks are consecutive slices of tensors reshaped to [chunks, chunk size, ...] and walked by one graph
-loop: no index vectors, so XLA sees dynamic slices of the loop counter and no [chunk size] constants
+Chunks are consecutive dynamic slices of equal size (the last one starting early rather than padded)
+walked by one graph loop: no index vectors, so XLA sees dynamic slices of the loop counter and no [chunk size] constants
 (TensorFlow folds ``tf.range`` of a static length into a literal, which would grow the compiled
 program with the chunk size).
 """
@@ -71,20 +71,37 @@ def _pad_to(t, length, axis):
 
 def chunked_map(fn, elems, cap, out_spec):
     """Applies ``fn(chunk)`` to consecutive chunks of at most ``cap`` rows of ``elems`` (a nest of tensors
-    sharing their leading dimension) inside one graph loop and concatenates the results. The last
-    chunk is padded by repeating the final row; what the padding gives is dropped."""
+    sharing their leading dimension) inside one graph loop and concatenates the results. Every chunk
+    holds the same number of rows, so the last one starts early (overlapping the one before by less
+    than a chunk, where it would otherwise be padded): each chunk is a dynamic slice of the inputs,
+    which are never copied whole; the overlapping rows' results are taken from the earlier chunk."""
     flat = tf.nest.flatten(elems)
-    total = tf.shape(flat[0])[0]
-    num, size = even_chunks(total, cap)
+    total = flat[0].shape[0]
+    if total is None:
+        total = tf.shape(flat[0])[0]
+        num, size = even_chunks(total, cap)
+    else:   # a static batch (e.g. an XLA program's chunk): static slices, which XLA needs to fuse them
+        num = max(1, -(-total // cap))
+        size = max(1, -(-total // num))
+    overlap = num * size - total                       # < num
 
-    def split(t):
-        t = _pad_to(t, num * size, 0)
-        return tf.reshape(t, tf.concat([[num, size], tf.shape(t)[1:]], 0))
+    def piece(t, start):
+        rest = t.shape[1:]
+        rest = rest.as_list() if rest.is_fully_defined() else tf.unstack(tf.shape(t)[1:], rest.rank)
+        return tf.slice(t, tf.stack([start] + [0] * (t.shape.rank - 1)), tf.stack([size] + rest))
 
-    out = tf.map_fn(fn, tf.nest.map_structure(split, elems), fn_output_signature=out_spec,
-                    parallel_iterations=1)
-    return tf.nest.map_structure(
-        lambda t: tf.reshape(t, tf.concat([[num * size], tf.shape(t)[2:]], 0))[:total], out)
+    def chunk(j):
+        start = tf.minimum(j * size, total - size)
+        return fn(tf.nest.map_structure(lambda t: piece(t, start), elems))
+
+    out = tf.map_fn(chunk, tf.range(num), fn_output_signature=out_spec, parallel_iterations=1)
+
+    def join(t):   # [num, size, ...] -> [total, ...] without the last chunk's first `overlap` rows
+        t = tf.reshape(t, tf.concat([[num * size], tf.shape(t)[2:]], 0))
+        head = (num - 1) * size
+        return tf.concat([t[:head], t[head + overlap:]], 0)
+
+    return tf.nest.map_structure(join, out)
 
 
 def accumulate_pieces(piece_fn, n_pieces: int, zeros, merge=None):
