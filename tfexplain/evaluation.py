@@ -55,7 +55,11 @@ def instances_per_chunk(batch_size: int, row_floats: int, instance_floats: int) 
 
 
 def even_chunks(total, cap):
-    """(number of chunks, chunk size) covering ``total`` items in chunks of at most ``cap``, padding < chunks."""
+    """(number of chunks, chunk size) covering ``total`` items in chunks of at most ``cap``, padding < chunks
+    (Python ints for a Python int ``total``, else int32 tensors)."""
+    if isinstance(total, int):
+        num = max(1, -(-total // cap))
+        return num, max(1, -(-total // num))
     total = tf.cast(total, tf.int32)
     num = tf.maximum(1, (total + cap - 1) // cap)
     size = (total + num - 1) // num
@@ -76,13 +80,9 @@ def chunked_map(fn, elems, cap, out_spec):
     than a chunk, where it would otherwise be padded): each chunk is a dynamic slice of the inputs,
     which are never copied whole; the overlapping rows' results are taken from the earlier chunk."""
     flat = tf.nest.flatten(elems)
-    total = flat[0].shape[0]
-    if total is None:
-        total = tf.shape(flat[0])[0]
-        num, size = even_chunks(total, cap)
-    else:   # a static batch (e.g. an XLA program's chunk): static slices, which XLA needs to fuse them
-        num = max(1, -(-total // cap))
-        size = max(1, -(-total // num))
+    # a static batch (e.g. an XLA program's chunk) gives static slices, which XLA needs to fuse them
+    total = flat[0].shape[0] if flat[0].shape[0] is not None else tf.shape(flat[0])[0]
+    num, size = even_chunks(total, cap)
     overlap = num * size - total                       # < num
 
     def piece(t, start):
