@@ -35,6 +35,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 CONFIGS = {
     "KernelShap (default)": "tfexplain.KernelShap(model, bg, target=1, jit_compile=jit)",
     "KernelShap no stderr": "tfexplain.KernelShap(model, bg, target=1, n_bootstrap=0, jit_compile=jit)",
+    "KernelShap shared_samples=False": "tfexplain.KernelShap(model, bg, target=1, shared_samples=False, "
+                                       "jit_compile=jit)",
     "KernelShap n_samples=10d": "tfexplain.KernelShap(model, bg, target=1, n_samples=10 * d, jit_compile=jit)",
     "KernelShap n_samples=10d adjust=True": "tfexplain.KernelShap(model, bg, target=1, n_samples=10 * d, "
                                             "adjust=True, jit_compile=jit)",

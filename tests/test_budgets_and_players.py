@@ -69,13 +69,14 @@ def test_evaluations_are_what_was_asked(rng, d):
         assert z.shape[1] == ran and len({tuple(r) for r in z[0]}) == ran  # all distinct coalitions
 
 
-def test_a_budget_beyond_one_piece_streams_with_the_same_values(rng):
+@pytest.mark.parametrize("shared", [True, False])
+def test_a_budget_beyond_one_piece_streams_with_the_same_values(rng, shared):
     d = 10
     params = mlp_weights(d, outputs=2, seed=5)
     bg = rng.normal(size=(4, d)).astype(np.float32)
     x = rng.normal(size=(5, d)).astype(np.float32)
-    whole = tfexplain.KernelShap(mlp_tf(params), bg, n_samples=400)
-    pieces = tfexplain.KernelShap(mlp_tf(params), bg, n_samples=400, batch_size=16)
+    whole = tfexplain.KernelShap(mlp_tf(params), bg, n_samples=400, shared_samples=shared)
+    pieces = tfexplain.KernelShap(mlp_tf(params), bg, n_samples=400, batch_size=16, shared_samples=shared)
     assert whole.pieces_per_instance == 1 and pieces.pieces_per_instance > 5
     a, b = whole(x, seed=3), pieces(x, seed=3)
     np.testing.assert_allclose(b.values, a.values, rtol=1e-5, atol=1e-6)

@@ -90,7 +90,7 @@ def test_xla_compiles_at_most_two_programs_whatever_the_batch_sizes(make):
         got = explainer(big[:n], seed=5)
         np.testing.assert_allclose(got.values, plain(big[:n], seed=5).values, rtol=1e-4, atol=1e-5)
     # Lime's shared samples: chunks of a fixed size, the last padded: one program
-    assert explainer.compilations == (1 if getattr(explainer, "shared_samples", False) else 2)
+    assert explainer.compilations == (1 if explainer.fixed_chunks else 2)
     assert explainer.tracing_count == 1
 
 
@@ -174,7 +174,7 @@ def test_instance_chunks_fit_the_batch_size_budget(rng):
                       tfexplain.Lime(mlp_tf(params), bg, n_samples=40, batch_size=budget, shared_samples=False),
                       tfexplain.Lime(mlp_tf(params), bg, n_samples=40, batch_size=budget)]:
         per = explainer._instance_floats()
-        cap = tfexplain.explainers.SHARED_CHUNK if getattr(explainer, "shared_samples", False) else budget
+        cap = tfexplain.explainers.SHARED_CHUNK if explainer.fixed_chunks else budget
         assert explainer.instances_per_chunk == min(cap, max(1, budget * d // per))
         assert explainer.instances_per_chunk == 1 or explainer.instances_per_chunk * per <= budget * d
     # the bootstrap's replicate designs count, with tolerance= too (it bootstraps every round)

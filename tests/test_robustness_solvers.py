@@ -150,20 +150,23 @@ def test_standard_errors_are_never_nan(rng, d, m, kw):
     assert np.all(exp.stderr >= 1e-6 * np.median(exp.stderr, axis=1, keepdims=True))
 
 
-def test_rank_deficient_estimate_has_infinite_stderr(rng):
-    # 10 pairs in 9 free dimensions: some rows' designs are rank-deficient, so the estimate there is
-    # a minimum-norm guess in some direction, whose error no replicate can show
+@pytest.mark.parametrize("shared", [False, True])
+def test_rank_deficient_estimate_has_infinite_stderr(rng, shared):
+    # 10 pairs in 9 free dimensions: some designs are rank-deficient, so the estimate there is a
+    # minimum-norm guess in some direction, whose error no replicate can show (shared coalitions: a
+    # call's rows share one design up to their feature orders, so across seeds)
     d = 10
     params = mlp_weights(d, hidden=8, seed=1)
     bg = rng.normal(size=(3, d)).astype(np.float32)
-    x = rng.normal(size=(40, d)).astype(np.float32)
-    explainer = tfexplain.KernelShap(mlp_tf(params), bg, n_samples=2 * d, adjust=False)
-    exp = explainer(x, seed=0)
-    z = explainer.samples(x, seed=0)["z"].astype(np.float64)
+    x = rng.normal(size=(40 if not shared else 4, d)).astype(np.float32)
+    explainer = tfexplain.KernelShap(mlp_tf(params), bg, n_samples=2 * d, adjust=False, shared_samples=shared)
+    seeds = [0] if not shared else range(12)
+    stderr = np.concatenate([explainer(x, seed=s).stderr for s in seeds])
+    z = np.concatenate([explainer.samples(x, seed=s)["z"] for s in seeds]).astype(np.float64)
     deficient = np.array([np.linalg.matrix_rank(zi - zi.mean(-1, keepdims=True)) < d - 1 for zi in z])
     assert deficient.any() and not deficient.all()
-    assert np.all(np.isposinf(exp.stderr[deficient]))
-    assert np.all(np.isfinite(exp.stderr[~deficient])) and np.all(exp.stderr[~deficient] > 0)
+    assert np.all(np.isposinf(stderr[deficient]))
+    assert np.all(np.isfinite(stderr[~deficient])) and np.all(stderr[~deficient] > 0)
 
 
 def _full_rank_rows(z):
@@ -184,7 +187,7 @@ def test_adjustment_keeps_additive_games_exact(d, m):
     f = lambda t: tf.linalg.matvec(t, tf.constant(w))  # noqa: E731
     err = {}
     for adjust in (True, False):
-        explainer = tfexplain.KernelShap(f, bg, n_samples=m, adjust=adjust)
+        explainer = tfexplain.KernelShap(f, bg, n_samples=m, adjust=adjust, shared_samples=False)  # the same coalitions
         est = explainer(x, seed=0).values.astype(np.float64)
         full = _full_rank_rows(explainer.samples(x, seed=0)["z"])   # elsewhere nothing can be exact
         assert full.sum() >= 25

@@ -201,7 +201,14 @@ class Explainer:
 
     def _keys(self, seed):
         """The sampler's stream keys, then one for the solver (e.g. bootstrap)."""
-        return _random.split_keys(_random.seed_to_tensor(seed), self.sampler.n_keys + 1)
+        return _random.split_keys(_random.seed_to_tensor(seed), self._draw_keys + 1)
+
+    @property
+    def _draw_keys(self) -> int:
+        """Keys the samples of a call (or round) are drawn with: the sampler's, and e.g. KernelShap's
+        key of the rows' feature orders (every key comes from the one split of the seed: a key split
+        again gives other numbers under XLA than without it)."""
+        return self.sampler.n_keys
 
     def _instance_floats(self) -> int:
         """Floats one instance holds in the graph outside the model call at a time (one piece of its
@@ -380,11 +387,15 @@ class Explainer:
 
     def _sample_keys(self, seed):
         """The sampler's keys of a call (of its first round)."""
-        return self._keys(seed)[: self.sampler.n_keys]
+        return self._keys(seed)[: self._draw_keys]
+
+    def _draw(self, keys, rows, x) -> Sample:
+        """The samples of the instances x [c, D] (what :meth:`samples` shows)."""
+        return self.sampler(keys, rows, x)
 
     def _sample_graph(self, x, seed, rows):
         x = self.masker.flatten(x, rows)
-        sample = self.sampler(self._sample_keys(seed), rows, x)
+        sample = self._draw(self._sample_keys(seed), rows, x)
         y = self._evaluate(x, sample)
         weights = tf.broadcast_to(self.kernel(sample, self._origin(x)), tf.shape(sample.z)[:2])
         out = {"z": sample.z, "y": y, "weights": weights}
@@ -599,6 +610,15 @@ class KernelShap(Explainer):
         naming the nearest valid ones); >= 2^d - 2 enumerates all of them and gives exact Shapley values.
     sampler: "leverage" (default; paired leverage-score sampling, Musco & Witter 2025), "kernel"
         (shap's KernelExplainer scheme) or "exact" (all 2^d - 2 coalitions, d <= 20).
+    shared_samples: None (default: on where it applies), True or False. On, the rows of a call share one
+        draw of coalitions (from the seed), each row evaluating it in its own random order of the
+        features (from (seed, row id)): every row's design has the distribution of its own draw, and
+        the regression's d x d work (normal equations, factorization, standard-error products) is done
+        once per chunk of rows instead of per row. Rows' sampling errors are then correlated, less so
+        than with one design for all (the relabelling), so an average over rows (global importance)
+        keeps part of the per-row noise; False draws every row's coalitions from (seed, row id) on
+        their own. Applies to the leverage sampler without the adjustment, when the budget fits
+        ``batch_size`` in one piece; a row with a null player is solved on its own.
     n_bootstrap: bootstrap replicates for ``exp.stderr`` (default 32; 0 skips any standard error).
     stderr: "auto" (default): with the default leverage sampler, no adjustment and no ``tolerance``, and
         a budget that fits ``batch_size`` in one piece, standard errors by linearization (the sandwich
@@ -634,7 +654,7 @@ class KernelShap(Explainer):
 
     def __init__(self, model, background, *, n_samples=None, sampler="leverage", link="identity",
                  target=None, n_bootstrap=32, stderr="auto", adjust=False, tolerance=None, max_samples=None,
-                 background_weights=None,
+                 background_weights=None, shared_samples=None,
                  feature_names=None, output_names=None, batch_size=None, jit_compile=False,
                  output_key=None):
         if isinstance(background, Masker):  # e.g. tfexplain.maskers.Image(...): players of its own
@@ -699,6 +719,7 @@ class KernelShap(Explainer):
                     batch_size=batch_size, jit_compile=jit_compile, feature_names=feature_names,
                     output_names=output_names, output_key=output_key, columns=columns)
         self._plan_pieces()
+        self.shared_samples = self._shares(shared_samples)
         # the value of the empty coalition: one constant (tabular), or per instance in the graph
         self.base_values = None if masker.constant_base() is None else self._background_value()
 
@@ -820,6 +841,29 @@ class KernelShap(Explainer):
                 f"{-(-self._floats // width):,}, lower `n_samples`, or use the default sampler='leverage' with "
                 f"adjust=False, which streams a budget of any size.")
 
+    def _shares(self, shared_samples) -> bool:
+        """Resolves ``shared_samples``: by default on wherever it applies (the leverage sampler without
+        the adjustment, a budget of one piece)."""
+        possible = self._streams and self.sampler.n_pairs > 0
+        if shared_samples is None:
+            return possible
+        if not isinstance(shared_samples, (bool, np.bool_)):
+            raise TypeError(f"`shared_samples` must be a bool or None, got {type(shared_samples).__name__}.")
+        if shared_samples and not possible:
+            raise ValueError(
+                "`shared_samples=True` needs sampler='leverage' without the adjustment (coalitions drawn in pairs "
+                "of a plan shared by the rows); use shared_samples=False or None.")
+        return bool(shared_samples)
+
+    def _draw(self, keys, rows, x) -> Sample:
+        if not self.shared_samples:
+            return super()._draw(keys, rows, x)
+        state, order = self._shared_draw(keys, rows)
+        own = self._own_sets(self.sampler.pairs(keys, tf.zeros([1], rows.dtype), state), order, tf.shape(x)[0])
+        # interleaved pairs, as the sampler lays them out
+        z = tf.reshape(tf.stack([own, 1.0 - own], axis=2), [tf.shape(x)[0], self.sampler.n_samples, self.n_features])
+        return Sample(z, tf.constant(self.sampler.weights), None)
+
     def _instance_floats(self) -> int:
         return self._floats
 
@@ -848,14 +892,18 @@ class KernelShap(Explainer):
     def _keys(self, seed):
         if self.tolerance is None:
             return super()._keys(seed)
-        n = self.sampler.n_keys + 1  # each round: the sampler's keys, then its bootstrap key
+        n = self._draw_keys + 1  # each round: the draw's keys, then its bootstrap key
         keys = _random.split_keys(_random.seed_to_tensor(seed), self.max_rounds * n)
         return [tf.reshape(tf.stack(keys), [self.max_rounds, n, 2])]
 
     def _sample_keys(self, seed):
         if self.tolerance is None:
             return super()._sample_keys(seed)
-        return tf.unstack(self._keys(seed)[0][0])[: self.sampler.n_keys]
+        return tf.unstack(self._keys(seed)[0][0])[: self._draw_keys]
+
+    @property
+    def _draw_keys(self) -> int:
+        return self.sampler.n_keys + self.shared_samples   # shared coalitions: the feature orders' key
 
     def _explain_chunk(self, keys, rows, x):
         fx = self._link(self.model_outputs(self.masker.instances(x)))
@@ -896,7 +944,9 @@ class KernelShap(Explainer):
         piece's normal equations (and each bootstrap replicate's, over complement-folded rows) to
         running sums. A budget that fits is one piece, resampled by the stratified Rao-Wu bootstrap;
         a budget streamed in several pieces draws each pair's replicate multipliers on its own
-        (Poisson bootstrap, same mean and variance)."""
+        (Poisson bootstrap, same mean and variance). With shared coalitions: :meth:`_shared_pairs`."""
+        if self.shared_samples:
+            return self._shared_pairs(keys, boot_key, rows, x, fx, mask, v0)
         plan = self.sampler
         c, d, o = tf.shape(x)[0], self.n_features, self.n_outputs
         linear = self._linearized           # one piece, linearized standard errors instead of replicates
@@ -913,38 +963,98 @@ class KernelShap(Explainer):
             sets = plan.pairs(keys, rows, state, None if n_pieces == 1 else pair)   # [c, P, d]
             # the sets, then their complements: one model evaluation, halves read back contiguously
             y = self._evaluate(x, Sample(tf.concat([sets, 1.0 - sets], axis=1), None, None))
-            w2 = tf.broadcast_to(2.0 * plan.pair_weights(pair)[None, :], [c, size])  # [c, P], 0 for padding
-            # each pair folded into one row (a complement's projected row is -a): half the design
-            a, b = solvers.paired_shapley_design(sets, y[:, :size], y[:, size:], fx - v0, mask)
-            aw = a * w2[..., None]
-            out = {"gram": tf.einsum("cmi,cmj->cij", aw, a), "rhs": tf.einsum("cmi,cmo->cio", aw, b)}
-            if linear:   # the folded rows themselves (one piece: no sums over pieces)
-                out["rows"] = (a, b, w2)
+            mult = None
             if boot:
-                if n_pieces == 1:
-                    mult = tf.gather(all_mult, tf.minimum(pair, plan.n_pairs - 1), axis=2)
-                else:
-                    mult = plan.poisson_multipliers(boot_key, rows, pair, boot)
-                out["boot_gram"], out["boot_rhs"] = solvers.replicate_normal_equations(a, b, w2, mult)
-            return out
+                mult = (tf.gather(all_mult, tf.minimum(pair, plan.n_pairs - 1), axis=2) if n_pieces == 1
+                        else plan.poisson_multipliers(boot_key, rows, pair, boot))
+            return _pair_sums(sets, y, self._pair_weights(pair), fx - v0, mask, linear, mult)
 
         zeros = {"gram": tf.zeros([c, d, d], f64), "rhs": tf.zeros([c, d, o], f64)}
         if boot:
             zeros.update(boot_gram=tf.zeros([c, boot, d, d], f64), boot_rhs=tf.zeros([c, boot, d, o], f64))
         sums = zeros if plan.n_pairs == 0 else accumulate_pieces(piece, n_pieces, zeros)
-        term = solvers.constraint_term(mask, d)
-        gram = sums["gram"] + term
-        var = values = None
-        if linear:   # the values and their errors from one factorization
-            strata, factors = plan.strata()
-            values, se = solvers.linearized_shapley(*sums["rows"], gram, sums["rhs"], fx - v0, strata, factors, mask)
-            var = tf.square(tf.cast(se, f64))
-        if boot:
-            delta = fx - v0
-            se = solvers.bootstrap_stderr_from_normal_equations(sums["boot_gram"] + term[:, None], sums["boot_rhs"],
-                                                                delta, mask)
-            var = tf.square(tf.cast(se, f64))
-        return _Round(gram, sums["rhs"], var, values)
+        return _pair_round(sums, fx - v0, mask, self.sampler if linear else None, bool(boot))
+
+    def _pair_weights(self, pair):
+        """[1, P]: each folded pair's weight (its two samples'), 0 for padding."""
+        return 2.0 * self.sampler.pair_weights(pair)[None, :]
+
+    def _feature_order(self, keys, rows):
+        """[c, d] int32: each row's own random order of the features, from (seed, row id) (a key of its
+        own purpose), or None where the plan has nothing random to reorder (all coalitions)."""
+        if all(cl.kind == "full" for cl in self.sampler.classes):
+            return None
+        return tf.argsort(_random.uniform(keys[self.sampler.n_keys], rows, (self.n_features,)), axis=-1, stable=True)
+
+    def _own_sets(self, sets, order, c):
+        """Each row's copy [c, P, d] of shared sets [1, P, d], in its own feature order [c, d] (None:
+        as they are): row c's feature i plays the shared column order[c, i]."""
+        own = tf.broadcast_to(sets, tf.concat([[c], tf.shape(sets)[1:]], 0))
+        return own if order is None else tf.gather(own, order, axis=2, batch_dims=1)
+
+    def _shared_draw(self, keys, rows):
+        """(the plan's state of the one shared draw (row 0 of the keys), each row's feature order)."""
+        one = tf.zeros([1], rows.dtype)
+        return self.sampler.prepare(keys, one), self._feature_order(keys, rows)
+
+    def _shared_pairs(self, keys, boot_key, rows, x, fx, mask, v0) -> "_Round":
+        """The plan's pairs shared by the chunk's rows (``shared_samples``), in pieces as
+        :meth:`_stream_pairs`: every row evaluates the same draw of coalitions, each in its own random
+        feature order, so every row's design is a relabelling of one shared design. Its normal
+        equations, factorization and standard-error products (the d x d work per pair) are computed
+        once for the chunk; per row remain its model values, their d x o products and the relabelling
+        of its results. Rows with a null player (a player mask) are solved on their own, in a branch
+        that runs only in chunks that have one. The bootstrap's multipliers are the shared draw's too."""
+        plan = self.sampler
+        c, d, o = tf.shape(x)[0], self.n_features, self.n_outputs
+        linear = self._linearized
+        boot = self.n_bootstrap if self._resamples and not linear else 0
+        size, n_pieces = self._pair_piece, self._n_pieces
+        one = tf.zeros([1], rows.dtype)
+        state, order = self._shared_draw(keys, rows)
+        delta = fx - v0
+        plain = tf.reduce_all(mask > 0, axis=-1)                                # [c]: no null player
+        masked_rows = ~tf.reduce_all(plain)
+        if boot and n_pieces == 1:
+            all_mult = plan.bootstrap.multipliers(boot_key, one, boot)             # [1, B, pairs]
+        f64 = tf.float64
+
+        def zeros(rows_shape, batch):   # the sums of _pair_sums for a design of `batch` rows
+            out = {"gram": tf.zeros([batch, d, d], f64), "rhs": tf.zeros([c, d, o], f64)}
+            if boot:
+                out.update(boot_gram=tf.zeros([batch, boot, d, d], f64), boot_rhs=tf.zeros([c, boot, d, o], f64))
+            if rows_shape is not None:
+                out["rows"] = (tf.zeros([c, size, d], f64), tf.zeros([c, size, o], f64), rows_shape)
+            return out
+
+        def piece(j):
+            pair = j * size + tf.range(size)
+            sets = plan.pairs(keys, one, state, None if n_pieces == 1 else pair)   # [1, P, d]
+            own = self._own_sets(sets, order, c)
+            y = self._evaluate(x, Sample(tf.concat([own, 1.0 - own], axis=1), None, None))
+            w2 = self._pair_weights(pair)
+            mult = None
+            if boot:
+                mult = (tf.gather(all_mult, tf.minimum(pair, plan.n_pairs - 1), axis=2) if n_pieces == 1
+                        else plan.poisson_multipliers(boot_key, one, pair, boot))
+            return {"shared": _pair_sums(sets, y, w2, delta, None, linear, mult),
+                    "own": tf.cond(masked_rows, lambda: _pair_sums(own, y, w2, delta, mask, linear, mult),
+                                   lambda: zeros(w2 if linear else None, c))}
+
+        sums = accumulate_pieces(piece, n_pieces, {"shared": zeros(None, 1), "own": zeros(None, c)})
+        strata = plan if linear else None
+        shared = _pair_round(sums["shared"], delta, None, strata, bool(boot), solve="shared")
+        gram = tf.broadcast_to(shared.gram, [c, d, d])
+        if order is not None:   # from the shared columns back to each row's own features
+            relabel = functools.partial(tf.gather, indices=order, axis=1, batch_dims=1)
+            shared = _Round(tf.gather(relabel(gram), order, axis=2, batch_dims=1), relabel(shared.rhs),
+                            relabel(shared.var), relabel(shared.values))
+        else:
+            shared = shared._replace(gram=gram)
+        masked = tf.cond(masked_rows, lambda: _pair_round(sums["own"], delta, mask, strata, bool(boot), solve="own"),
+                         lambda: tf.nest.map_structure(tf.zeros_like, shared))
+        pick = lambda a, b: tf.where(plain[:, None, None], a, b)  # noqa: E731
+        return tf.nest.map_structure(pick, shared, masked)
 
     def _adjusted(self, keys, rows, x, fx, mask, v0):
         """Regression-adjusted estimate (all coalitions of an instance at once)."""
@@ -1013,6 +1123,51 @@ class KernelShap(Explainer):
             out["base_values"] = tf.TensorSpec([None, o], tf.float32)
         out.update(self.masker.extras_spec())
         return out
+
+
+def _pair_sums(sets, y, w2, delta, mask, linear: bool, mult):
+    """One piece of complement pairs as the sums of its folded design's products: sets [c, P, d] (or
+    [1, P, d]: one design shared by the rows), y [c, 2P, o] the sets' values then their complements',
+    w2 [1, P] each folded pair's weight, delta = v1 - v0 [c, o], ``mask`` [c, d] the players solved for
+    (None: all); ``linear``: with the folded rows themselves (one piece: the linearized errors);
+    ``mult`` [c or 1, B, P]: bootstrap replicates' pair multipliers (or None). A dict of float64 sums:
+    gram [c or 1, d, d], rhs [c, d, o] (and rows, boot_gram, boot_rhs)."""
+    half = y.shape[1] // 2
+    a, b = solvers.paired_shapley_design(sets, y[:, :half], y[:, half:], delta, mask)
+    aw = a * w2[..., None]
+    out = {"gram": tf.matmul(aw, a, transpose_a=True), "rhs": tf.matmul(aw, b, transpose_a=True)}
+    if linear:
+        out["rows"] = (a, b, w2)
+    if mult is not None:
+        out["boot_gram"], out["boot_rhs"] = solvers.replicate_normal_equations(a, b, w2, mult)
+    return out
+
+
+def _pair_round(sums, delta, mask, linearized, boot: bool, solve=None) -> _Round:
+    """A round's results from its pairs' sums (:func:`_pair_sums`): the normal equations with the
+    constraint term; values and variance by linearization (``linearized``: the plan, whose size
+    classes are the strata) or the variance over bootstrap replicates (``boot``). ``shared``: the
+    design (gram [1, d, d]) is the rows' shared one: the values come from its one factorization, and
+    a variance is always given (zeros without standard errors)."""
+    term = solvers.constraint_term(mask, sums["gram"].shape[-1])
+    gram = sums["gram"] + term
+    var = values = None
+    if linearized is not None:   # the values and their errors from one factorization
+        strata, factors = linearized.strata()
+        values, se = solvers.linearized_shapley(*sums["rows"], gram, sums["rhs"], delta, strata, factors, mask)
+        var = tf.square(tf.cast(se, tf.float64))
+    if boot:
+        se = solvers.bootstrap_stderr_from_normal_equations(
+            sums["boot_gram"] + (term if mask is None else term[:, None]), sums["boot_rhs"], delta, mask)
+        var = tf.square(tf.cast(se, tf.float64))
+    if solve is not None:
+        if values is None and solve == "shared":
+            values = solvers.solve_shared_shapley(gram, sums["rhs"], delta)
+        elif values is None:
+            values = solvers.solve_shapley(gram, sums["rhs"], delta, mask)
+        if var is None:
+            var = tf.zeros_like(values)
+    return _Round(gram, sums["rhs"], var, values)
 
 
 def _kernel_width(value) -> float:

@@ -274,6 +274,14 @@ def solve_shapley(gram, rhs, delta, mask=None, jitter=_JITTER):
     return _constrained(_sym_solve(gram, rhs, jitter), delta, mask)
 
 
+def solve_shared_shapley(gram, rhs, delta):
+    """:func:`solve_shapley` (no player mask) for one gram [1, d, d] shared by the right-hand sides
+    rhs [c, d, o] of many instances (one design, e.g. KernelShap's shared coalitions): one
+    factorization, its inverse applied to every right-hand side."""
+    _, ginv = _factor_inverse(tf.cast(gram, _F64))
+    return _constrained(tf.matmul(ginv, tf.cast(rhs, _F64)), delta)
+
+
 def _constrained(x, delta, mask=None):
     """The Shapley values from a solution x [c, ..., d, o] of the projected normal equations: x kept
     exactly in 1-perp (over the masked players) plus delta / d."""
@@ -506,7 +514,7 @@ def _linearized(a, b, w, gram, rhs, strata, factors, mask):
     # less the constraint), which shrinks them by about units / (units - (n - 1))
     units_n = float(len(strata))
     free = (tf.reduce_sum(m, -1)[:, None, None] if m is not None else float(d)) - 1.0
-    var = var * units_n / tf.maximum(units_n - free, 1.0)
+    var = var * units_n / tf.maximum(units_n - tf.cast(free, _F64), 1.0)
     full_rank = _full_rank_from_factor(gram, chol, _DEFICIENT_PIVOT[tf.float64])[:, None, None]
     return x, tf.cast(tf.where(full_rank, tf.sqrt(var), tf.constant(np.inf, _F64)), tf.float32)
 
