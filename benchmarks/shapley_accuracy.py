@@ -60,7 +60,9 @@ def models():
     return out
 
 
-METHODS = ["tfexplain default", "tfexplain adjust='auto'", "tfexplain kernel", "shap Kernel", "shap Permutation"]
+METHODS = ["tfexplain default", "tfexplain per-row draws", "tfexplain adjust='auto'", "tfexplain kernel", "shap Kernel",
+           "shap Permutation"]
+COVERED = ["tfexplain default", "tfexplain per-row draws"]   # standard errors' coverage and global importance
 
 
 def rel_err(est, exact):
@@ -96,15 +98,19 @@ def main():
         for mult in [int(v) for v in args.multipliers.split(",")]:
             m = mult * d + (mult * d) % 2    # even: the paired leverage sampler takes coalitions with complements
             errs = {k: [] for k in METHODS}
-            inside, total = 0, 0
+            inside, total, glob = {k: 0 for k in COVERED}, 0, {k: [] for k in COVERED}
+            mean_abs = np.abs(exact).mean(0)
             for seed in range(args.seeds):
-                for label, kw in (("tfexplain default", {}), ("tfexplain adjust='auto'", dict(adjust="auto")),
+                for label, kw in (("tfexplain default", {}), ("tfexplain per-row draws", dict(shared_samples=False)),
+                                  ("tfexplain adjust='auto'", dict(adjust="auto")),
                                   ("tfexplain kernel", dict(sampler="kernel", adjust=False))):
                     exp = tfexplain.KernelShap(model, bg, n_samples=m, target=target, **kw)(x, seed=seed)
                     errs[label].append(rel_err(exp.values, exact))
-                    if label == "tfexplain default":
-                        inside += int(np.sum(np.abs(exp.values - exact) <= 2 * exp.stderr + 1e-7))
-                        total += exact.size
+                    if label in COVERED:
+                        inside[label] += int(np.sum(np.abs(exp.values - exact) <= 2 * exp.stderr + 1e-7))
+                        # global importance (mean |value| over the explicands): its squared relative error
+                        glob[label].append(rel_err(np.abs(exp.values).mean(0)[None], mean_abs[None])[0])
+                total += exact.size
                 if not args.no_shap:
                     np.random.seed(seed)
                     ks = shap.KernelExplainer(predict, bg)
@@ -112,7 +118,8 @@ def main():
                         ks.shap_values(x, nsamples=m, l1_reg=False, silent=True)), exact))
                     pe = shap.PermutationExplainer(predict, shap.maskers.Independent(bg, max_samples=len(bg)), seed=seed)
                     errs["shap Permutation"].append(rel_err(pe(x, max_evals=max(m, 2 * d + 1), silent=True).values, exact))
-            row = {"model": name, "m": f"{mult}d = {m}", "coverage": inside / max(total, 1)}
+            row = {"model": name, "m": f"{mult}d = {m}", "coverage": {k: v / max(total, 1) for k, v in inside.items()},
+                   "global": {k: float(np.mean(v)) for k, v in glob.items()}}
             for k, v in errs.items():
                 if v:
                     v = np.concatenate(v)
@@ -125,13 +132,17 @@ def main():
           "squared relative error ||est - exact||^2 / ||exact||^2, mean / median; "
           "default = leverage sampling (plain regression); adjust='auto' adds the regression adjustment at "
           "budgets <= 256 (the default before #12); "
-          "coverage: share of |default estimate - exact| <= 2 stderr\n")
-    print("| model | m | " + " | ".join(methods) + " | default/shap Kernel (mean) | stderr coverage |")
-    print("|---|---|" + "---:|" * (len(methods) + 2))
+          "per-row draws = the default with shared_samples=False; "
+          "coverage: share of |estimate - exact| <= 2 stderr (default / per-row draws); global: squared relative "
+          "error of the mean |value| over the explicands (default / per-row draws)\n")
+    print("| model | m | " + " | ".join(methods) + " | default/shap Kernel (mean) | stderr coverage | global |")
+    print("|---|---|" + "---:|" * (len(methods) + 3))
     for row in table:
         cells = [f"{row[k][0]:.2e} / {row[k][1]:.2e}" if k in row else "–" for k in methods]
         ratio = f"{row['tfexplain default'][0] / row['shap Kernel'][0]:.2f}" if "shap Kernel" in row else "–"
-        print(f"| {row['model']} | {row['m']} | " + " | ".join(cells) + f" | {ratio} | {row['coverage']:.1%} |")
+        cover = " / ".join(f"{row['coverage'][k]:.1%}" for k in COVERED)
+        glob = " / ".join(f"{row['global'][k]:.2e}" for k in COVERED)
+        print(f"| {row['model']} | {row['m']} | " + " | ".join(cells) + f" | {ratio} | {cover} | {glob} |")
 
 
 if __name__ == "__main__":
