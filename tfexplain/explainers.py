@@ -617,8 +617,8 @@ class KernelShap(Explainer):
         once per chunk of rows instead of per row. Rows' sampling errors are then correlated, less so
         than with one design for all (the relabelling), so an average over rows (global importance)
         keeps part of the per-row noise; False draws every row's coalitions from (seed, row id) on
-        their own. Applies to the leverage sampler without the adjustment, when the budget fits
-        ``batch_size`` in one piece; a row with a null player is solved on its own.
+        their own. Applies to the leverage sampler without the adjustment (a budget streamed in pieces
+        too); a row with a null player is solved on its own.
     n_bootstrap: bootstrap replicates for ``exp.stderr`` (default 32; 0 skips any standard error).
     stderr: "auto" (default): with the default leverage sampler, no adjustment and no ``tolerance``, and
         a budget that fits ``batch_size`` in one piece, standard errors by linearization (the sandwich
@@ -843,7 +843,7 @@ class KernelShap(Explainer):
 
     def _shares(self, shared_samples) -> bool:
         """Resolves ``shared_samples``: by default on wherever it applies (the leverage sampler without
-        the adjustment, a budget of one piece)."""
+        the adjustment)."""
         possible = self._streams and self.sampler.n_pairs > 0
         if shared_samples is None:
             return possible
@@ -1146,9 +1146,10 @@ def _pair_sums(sets, y, w2, delta, mask, linear: bool, mult):
 def _pair_round(sums, delta, mask, linearized, boot: bool, solve=None) -> _Round:
     """A round's results from its pairs' sums (:func:`_pair_sums`): the normal equations with the
     constraint term; values and variance by linearization (``linearized``: the plan, whose size
-    classes are the strata) or the variance over bootstrap replicates (``boot``). ``shared``: the
-    design (gram [1, d, d]) is the rows' shared one: the values come from its one factorization, and
-    a variance is always given (zeros without standard errors)."""
+    classes are the strata) or the variance over bootstrap replicates (``boot``). ``solve``: also the
+    values where no standard error gave them, and a variance always (zeros without standard errors):
+    "shared" for the rows' one shared design (gram [1, d, d], one factorization for all), "own" for a
+    design per row."""
     term = solvers.constraint_term(mask, sums["gram"].shape[-1])
     gram = sums["gram"] + term
     var = values = None
