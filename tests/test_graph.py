@@ -161,6 +161,15 @@ def test_solves_traced_for_xla_match_numpy(rng, p):
     np.testing.assert_allclose(got, np.linalg.solve(matrix, rhs), rtol=1e-6, atol=1e-8)
 
 
+def test_lime_shared_chunks_grow_with_the_width():
+    # the chunk's product columns are made once for its rows: wider tables share them over more rows
+    sizes = {d: tfexplain.explainers.shared_chunk(d) for d in (1, 12, 32, 33, 64, 65, 100, 1000)}
+    assert sizes == {1: 32, 12: 32, 32: 32, 33: 64, 64: 64, 65: 128, 100: 128, 1000: 128}
+    train = np.random.default_rng(0).normal(size=(50, 100)).astype(np.float32)
+    lime = tfexplain.Lime(lambda t: tf.reduce_sum(t, 1), train, n_samples=200)
+    assert lime.instances_per_chunk == 128 and lime.fixed_chunks
+
+
 def test_instance_chunks_fit_the_batch_size_budget(rng):
     d = 12
     params = mlp_weights(d, outputs=1, seed=3)
@@ -174,7 +183,7 @@ def test_instance_chunks_fit_the_batch_size_budget(rng):
                       tfexplain.Lime(mlp_tf(params), bg, n_samples=40, batch_size=budget, shared_samples=False),
                       tfexplain.Lime(mlp_tf(params), bg, n_samples=40, batch_size=budget)]:
         per = explainer._instance_floats()
-        cap = tfexplain.explainers.SHARED_CHUNK if explainer.fixed_chunks else budget
+        cap = tfexplain.explainers.shared_chunk(d) if explainer.fixed_chunks else budget
         assert explainer.instances_per_chunk == min(cap, max(1, budget * d // per))
         assert explainer.instances_per_chunk == 1 or explainer.instances_per_chunk * per <= budget * d
     # the bootstrap's replicate designs count, with tolerance= too (it bootstraps every round)
