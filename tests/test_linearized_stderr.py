@@ -38,9 +38,9 @@ def test_agrees_with_a_long_bootstrap_on_the_same_samples():
 
 @pytest.mark.parametrize("m", [60, 1000])
 def test_covers_exact_values_like_the_bootstrap(exact, m):
-    """Each of 8 instances explained 25 times (rows with their own streams): |estimate - exact| <= 2 se
-    for 88-99% of the attributions at a tight budget (6 d) and a large one; an se half as large (a
-    wrong variance) would cover about 68%."""
+    """Each of 8 instances explained 25 times (each copy in its own feature order of the shared draw):
+    |estimate - exact| <= 2 se for 88-99% of the attributions at a tight budget (6 d) and a large one;
+    an se half as large (a wrong variance) would cover about 68%."""
     copies = 25
     x = np.repeat(X, copies, 0)
     exp = tfexplain.KernelShap(MODEL, BG, target=1, n_samples=m, adjust=False)(x, seed=3)

@@ -62,21 +62,31 @@ def test_each_rows_values_and_errors_are_its_own_designs_regression(rng, jit):
     assert np.all(se > 0)
 
 
-def test_rows_with_a_null_player_are_solved_on_their_own(rng):
+@pytest.mark.parametrize("kw", [{}, {"jit_compile": True}, {"stderr": "bootstrap"}, {"batch_size": 40},
+                                {"tolerance": 0.05, "n_samples": 60}])
+def test_rows_with_a_null_player_are_solved_on_their_own(rng, kw):
+    # linearized errors (with and without XLA), the bootstrap, a budget streamed in pieces (Poisson
+    # bootstrap), and rounds until a tolerance
     d = 8
     params = mlp_weights(d, hidden=10, outputs=1, seed=8)
     bg = rng.normal(size=(4, d)).astype(np.float32)
     bg[:, 5] = 0.5
     x = rng.normal(size=(6, d)).astype(np.float32)
     x[[1, 4], 5] = 0.5                               # rows 1 and 4: feature 5 is a null player
-    explainer = tfexplain.KernelShap(mlp_tf(params, squeeze=True), bg, n_samples=60)
+    explainer = tfexplain.KernelShap(mlp_tf(params, squeeze=True), bg, **{"n_samples": 60, **kw})
+    assert explainer.shared_samples
     exp, s = explainer(x, seed=1), explainer.samples(x, seed=1)
+    assert np.all(exp.values[[1, 4], 5] == 0.0) and np.all(exp.stderr[[1, 4], 5] == 0.0)
+    assert np.all(np.isfinite(exp.stderr)) and np.all(exp.stderr[np.arange(6) != 1][:, :5] > 0)
+    np.testing.assert_allclose(exp.values.sum(1), exp.model_output - exp.base_values, atol=2e-5)
+    if "tolerance" in kw:
+        return   # the rounds' own draws: samples() shows the first
     mask = np.ones((6, d))
     mask[[1, 4], 5] = 0.0
     values, se = _own_regression(explainer, exp, s, mask)
-    assert np.all(exp.values[[1, 4], 5] == 0.0) and np.all(exp.stderr[[1, 4], 5] == 0.0)
     np.testing.assert_allclose(exp.values, values, rtol=1e-4, atol=1e-6)
-    np.testing.assert_allclose(exp.stderr, se, rtol=1e-3, atol=1e-7)
+    if not kw or "jit_compile" in kw:   # the linearized errors (else the bootstrap's)
+        np.testing.assert_allclose(exp.stderr, se, rtol=1e-3, atol=1e-7)
     # the other rows' numbers do not depend on whether a masked row shares their chunk
     plain = [0, 2, 3, 5]
     alone = explainer(x[plain], seed=1, row_ids=np.array(plain))
@@ -104,6 +114,12 @@ def test_shared_and_per_row_draws_estimate_alike(rng):
 def test_shared_samples_argument():
     bg = np.zeros((2, 4), np.float32)
     model = lambda t: tf.reduce_sum(t, -1)  # noqa: E731
+    assert tfexplain.KernelShap(model, bg, n_samples=10).shared_samples
+    # other maskers (text padding, empty image segments: null players in most chunks): per-row unless asked
+    image = tfexplain.maskers.Image((2, 2), fill=0.0, shape=(4, 4, 1))
+    images = lambda t: tf.reduce_mean(t, [1, 2, 3])  # noqa: E731
+    assert not tfexplain.KernelShap(images, image, n_samples=10).shared_samples
+    assert tfexplain.KernelShap(images, image, n_samples=10, shared_samples=True).shared_samples
     assert not tfexplain.KernelShap(model, bg, sampler="kernel", n_samples=10).shared_samples
     assert not tfexplain.KernelShap(model, bg, n_samples=10, adjust=True).shared_samples
     assert not tfexplain.KernelShap(model, bg, n_samples=10, shared_samples=False).shared_samples

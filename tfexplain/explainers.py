@@ -610,11 +610,13 @@ class KernelShap(Explainer):
         naming the nearest valid ones); >= 2^d - 2 enumerates all of them and gives exact Shapley values.
     sampler: "leverage" (default; paired leverage-score sampling, Musco & Witter 2025), "kernel"
         (shap's KernelExplainer scheme) or "exact" (all 2^d - 2 coalitions, d <= 20).
-    shared_samples: None (default: on where it applies), True or False. On, the rows of a call share one
-        draw of coalitions (from the seed), each row evaluating it in its own random order of the
-        features (from (seed, row id)): every row's design has the distribution of its own draw, and
-        the regression's d x d work (normal equations, factorization, standard-error products) is done
-        once per chunk of rows instead of per row. Rows' sampling errors are then correlated, less so
+    shared_samples: None (default: on for a tabular background where it applies), True or False. On,
+        the rows of a call share one draw of coalitions (from the seed), each row evaluating it in its
+        own random order of the features (from (seed, row id)): every row's design has the distribution
+        of its own draw, and the regression's d x d work (normal equations, and with the default
+        linearized standard errors or none, the factorization and standard-error products) is done
+        once per chunk of rows instead of per row (the bootstrap still re-solves its replicates per
+        row). Rows' sampling errors are then correlated, less so
         than with one design for all (the relabelling), so an average over rows (global importance)
         keeps part of the per-row noise; False draws every row's coalitions from (seed, row id) on
         their own. Applies to the leverage sampler without the adjustment (a budget streamed in pieces
@@ -842,11 +844,13 @@ class KernelShap(Explainer):
                 f"adjust=False, which streams a budget of any size.")
 
     def _shares(self, shared_samples) -> bool:
-        """Resolves ``shared_samples``: by default on wherever it applies (the leverage sampler without
-        the adjustment)."""
+        """Resolves ``shared_samples``: by default on for tables wherever it applies (the leverage
+        sampler without the adjustment). Not by default with other maskers: text marks its padding and
+        images their empty segments as null players, so nearly every chunk would also solve its rows
+        on their own."""
         possible = self._streams and self.sampler.n_pairs > 0
         if shared_samples is None:
-            return possible
+            return possible and isinstance(self.masker, Tabular)
         if not isinstance(shared_samples, (bool, np.bool_)):
             raise TypeError(f"`shared_samples` must be a bool or None, got {type(shared_samples).__name__}.")
         if shared_samples and not possible:
@@ -1093,7 +1097,8 @@ class KernelShap(Explainer):
         def body(s: _Converge):
             keys = tf.unstack(round_keys[s.round])
             stats = self._round(keys[:-1], keys[-1], rows, x, fx, mask, v0)
-            phi_r = solvers.solve_shapley(stats.gram, stats.rhs, delta, mask)
+            phi_r = stats.values if stats.values is not None else solvers.solve_shapley(stats.gram, stats.rhs, delta,
+                                                                                         mask)
             live = tf.cast(~s.done, f64)[:, None, None]
             var_sum = s.var_sum + live * stats.var if use_bootstrap else s.var_sum
             rounds = s.rounds + tf.cast(~s.done, tf.int32)
@@ -1204,6 +1209,8 @@ def shared_chunk(d: int) -> int:
     model-only floor under XLA (1.77x to 0.89x without), while a call on one row took 139 ms instead of
     71 (it pays for a whole chunk)."""
     return min(MAX_SHARED_CHUNK, max(SHARED_CHUNK, 1 << (int(d) - 1).bit_length()))
+
+
 _SHARED_SALT = "tfexplain shared samples"
 
 
@@ -1269,8 +1276,8 @@ class Lime(Explainer):
         row's numbers depend on (seed, row) only, not on its row id. Every chunk holds
         ``instances_per_chunk`` rows (fewer with a small ``batch_size``; the last padded), so a call
         of fewer rows costs as much as a chunk (with XLA: one program for every batch size). False: each
-        row its own stream from (seed, row id), as for KernelShap (each instance's
-        model rows evaluated on their own: 3-4x the model-only floor at d = 30).
+        row its own stream from (seed, row id) (each instance's model rows evaluated on their own:
+        3-4x the model-only floor at d = 30).
     """
 
     method = "Lime"
