@@ -1041,12 +1041,20 @@ class KernelShap(Explainer):
             if boot:
                 mult = (tf.gather(all_mult, tf.minimum(pair, plan.n_pairs - 1), axis=2) if n_pieces == 1
                         else plan.poisson_multipliers(boot_key, one, pair, boot))
+            if single:
+                return {"own": _pair_sums(own, y, w2, delta, mask, linear, mult)}
             return {"shared": _pair_sums(sets, y, w2, delta, None, linear, mult),
                     "own": tf.cond(masked_rows, lambda: _pair_sums(own, y, w2, delta, mask, linear, mult),
                                    lambda: zeros(w2 if linear else None, c))}
 
-        sums = accumulate_pieces(piece, n_pieces, {"shared": zeros(None, 1), "own": zeros(None, c)})
+        # one row (XLA's one-row program): its own design is the draw, solved on its own (one path, no
+        # branch: the program compiles in ~5 s instead of ~8 at d = 100)
+        single = x.shape[0] == 1
         strata = plan if linear else None
+        sums = accumulate_pieces(piece, n_pieces, {"own": zeros(None, c)} if single else
+                                 {"shared": zeros(None, 1), "own": zeros(None, c)})
+        if single:
+            return _pair_round(sums["own"], delta, mask, strata, bool(boot), solve="own")
         shared = _pair_round(sums["shared"], delta, None, strata, bool(boot), solve="shared")
         gram = tf.broadcast_to(shared.gram, [c, d, d])
         if order is not None:   # from the shared columns back to each row's own features
