@@ -234,7 +234,9 @@ class Explainer:
         ``tf.function`` (or ``strategy.run``); no checks (the callers check their inputs).
 
         A row's outputs depend on (x row, seed, row id) only: any batching of rows with their ids gives
-        the numbers of one call, bit for bit.
+        the numbers of one call, to float rounding (batched kernels of another batch size may sum in
+        another order; XLA's one-row program solves a row on its own design), and bit for bit beside
+        other neighbours in a batch of the same size.
 
         With XLA (``jit_compile``, default: the explainer's), the instances run in chunks of
         ``instances_per_chunk`` through one XLA program of a fixed shape, and the rows left over one at
@@ -863,10 +865,8 @@ class KernelShap(Explainer):
         if not self.shared_samples:
             return super()._draw(keys, rows, x)
         state, order = self._shared_draw(keys, rows)
-        own = self._own_sets(self.sampler.pairs(keys, tf.zeros([1], rows.dtype), state), order, tf.shape(x)[0])
-        # interleaved pairs, as the sampler lays them out
-        z = tf.reshape(tf.stack([own, 1.0 - own], axis=2), [tf.shape(x)[0], self.sampler.n_samples, self.n_features])
-        return Sample(z, tf.constant(self.sampler.weights), None)
+        return self.sampler.sample(self._own_sets(self.sampler.pairs(keys, _shared_row(rows), state), order,
+                                                  tf.shape(x)[0]))
 
     def _instance_floats(self) -> int:
         return self._floats
@@ -957,9 +957,7 @@ class KernelShap(Explainer):
         boot = self.n_bootstrap if self._resamples and not linear else 0
         size, n_pieces = self._pair_piece, self._n_pieces
         state = plan.prepare(keys, rows)
-        f64 = tf.float64
-        if boot and n_pieces == 1:
-            all_mult = plan.bootstrap.multipliers(boot_key, rows, boot)             # [c, B, pairs]
+        multipliers = self._pair_multipliers(boot_key, rows, boot)
 
         def piece(j):
             pair = j * size + tf.range(size)
@@ -967,17 +965,23 @@ class KernelShap(Explainer):
             sets = plan.pairs(keys, rows, state, None if n_pieces == 1 else pair)   # [c, P, d]
             # the sets, then their complements: one model evaluation, halves read back contiguously
             y = self._evaluate(x, Sample(tf.concat([sets, 1.0 - sets], axis=1), None, None))
-            mult = None
-            if boot:
-                mult = (tf.gather(all_mult, tf.minimum(pair, plan.n_pairs - 1), axis=2) if n_pieces == 1
-                        else plan.poisson_multipliers(boot_key, rows, pair, boot))
-            return _pair_sums(sets, y, self._pair_weights(pair), fx - v0, mask, linear, mult)
+            return _pair_sums(sets, y, self._pair_weights(pair), fx - v0, mask, linear, multipliers(pair))
 
-        zeros = {"gram": tf.zeros([c, d, d], f64), "rhs": tf.zeros([c, d, o], f64)}
-        if boot:
-            zeros.update(boot_gram=tf.zeros([c, boot, d, d], f64), boot_rhs=tf.zeros([c, boot, d, o], f64))
+        zeros = _zero_sums(c, c, d, o, boot)
         sums = zeros if plan.n_pairs == 0 else accumulate_pieces(piece, n_pieces, zeros)
         return _pair_round(sums, fx - v0, mask, self.sampler if linear else None, bool(boot))
+
+    def _pair_multipliers(self, boot_key, rows, boot: int):
+        """pair indices [L] -> the bootstrap's multipliers [c, boot, L] of rows' streams (None without
+        replicates): one piece takes its pairs' share of the stratified Rao-Wu draw, a budget streamed
+        in pieces Poisson multipliers drawn per (row, pair)."""
+        plan = self.sampler
+        if not boot:
+            return lambda pair: None
+        if self._n_pieces > 1:
+            return lambda pair: plan.poisson_multipliers(boot_key, rows, pair, boot)
+        every = plan.bootstrap.multipliers(boot_key, rows, boot)                 # [c, B, pairs]
+        return lambda pair: tf.gather(every, tf.minimum(pair, plan.n_pairs - 1), axis=2)
 
     def _pair_weights(self, pair):
         """[1, P]: each folded pair's weight (its two samples'), 0 for padding."""
@@ -998,8 +1002,7 @@ class KernelShap(Explainer):
 
     def _shared_draw(self, keys, rows):
         """(the plan's state of the one shared draw (row 0 of the keys), each row's feature order)."""
-        one = tf.zeros([1], rows.dtype)
-        return self.sampler.prepare(keys, one), self._feature_order(keys, rows)
+        return self.sampler.prepare(keys, _shared_row(rows)), self._feature_order(keys, rows)
 
     def _shared_pairs(self, keys, boot_key, rows, x, fx, mask, v0) -> "_Round":
         """The plan's pairs shared by the chunk's rows (``shared_samples``), in pieces as
@@ -1014,45 +1017,34 @@ class KernelShap(Explainer):
         linear = self._linearized
         boot = self.n_bootstrap if self._resamples and not linear else 0
         size, n_pieces = self._pair_piece, self._n_pieces
-        one = tf.zeros([1], rows.dtype)
+        one = _shared_row(rows)
         state, order = self._shared_draw(keys, rows)
         delta = fx - v0
         plain = tf.reduce_all(mask > 0, axis=-1)                                # [c]: no null player
         masked_rows = ~tf.reduce_all(plain)
-        if boot and n_pieces == 1:
-            all_mult = plan.bootstrap.multipliers(boot_key, one, boot)             # [1, B, pairs]
-        f64 = tf.float64
+        multipliers = self._pair_multipliers(boot_key, one, boot)                # the shared draw's
 
-        def zeros(rows_shape, batch):   # the sums of _pair_sums for a design of `batch` rows
-            out = {"gram": tf.zeros([batch, d, d], f64), "rhs": tf.zeros([c, d, o], f64)}
-            if boot:
-                out.update(boot_gram=tf.zeros([batch, boot, d, d], f64), boot_rhs=tf.zeros([c, boot, d, o], f64))
-            if rows_shape is not None:
-                out["rows"] = (tf.zeros([c, size, d], f64), tf.zeros([c, size, o], f64), rows_shape)
-            return out
+        def zeros(batch, w2=None):
+            return _zero_sums(c, batch, d, o, boot, w2)
 
         def piece(j):
             pair = j * size + tf.range(size)
             sets = plan.pairs(keys, one, state, None if n_pieces == 1 else pair)   # [1, P, d]
             own = self._own_sets(sets, order, c)
             y = self._evaluate(x, Sample(tf.concat([own, 1.0 - own], axis=1), None, None))
-            w2 = self._pair_weights(pair)
-            mult = None
-            if boot:
-                mult = (tf.gather(all_mult, tf.minimum(pair, plan.n_pairs - 1), axis=2) if n_pieces == 1
-                        else plan.poisson_multipliers(boot_key, one, pair, boot))
+            w2, mult = self._pair_weights(pair), multipliers(pair)
             if single:
                 return {"own": _pair_sums(own, y, w2, delta, mask, linear, mult)}
             return {"shared": _pair_sums(sets, y, w2, delta, None, linear, mult),
                     "own": tf.cond(masked_rows, lambda: _pair_sums(own, y, w2, delta, mask, linear, mult),
-                                   lambda: zeros(w2 if linear else None, c))}
+                                   lambda: zeros(c, w2 if linear else None))}
 
         # one row (XLA's one-row program): its own design is the draw, solved on its own (one path, no
         # branch: the program compiles in ~5 s instead of ~8 at d = 100)
         single = x.shape[0] == 1
         strata = plan if linear else None
-        sums = accumulate_pieces(piece, n_pieces, {"own": zeros(None, c)} if single else
-                                 {"shared": zeros(None, 1), "own": zeros(None, c)})
+        sums = accumulate_pieces(piece, n_pieces, {"own": zeros(c)} if single else
+                                 {"shared": zeros(1), "own": zeros(c)})
         if single:
             return _pair_round(sums["own"], delta, mask, strata, bool(boot), solve="own")
         shared = _pair_round(sums["shared"], delta, None, strata, bool(boot), solve="shared")
@@ -1136,6 +1128,24 @@ class KernelShap(Explainer):
             out["base_values"] = tf.TensorSpec([None, o], tf.float32)
         out.update(self.masker.extras_spec())
         return out
+
+
+def _shared_row(rows):
+    """The row ids [1] of the one draw a chunk's rows share (shared coalitions): row 0."""
+    return tf.zeros([1], rows.dtype)
+
+
+def _zero_sums(c, batch, d, o, boot: int, w2=None):
+    """What :func:`_pair_sums` returns, zero: gram (and the replicates') for a design of ``batch`` rows
+    (1: shared), right-hand sides for c rows; with the folded rows of the pairs weighing ``w2`` [1, P]
+    when given."""
+    f64 = tf.float64
+    out = {"gram": tf.zeros([batch, d, d], f64), "rhs": tf.zeros([c, d, o], f64)}
+    if boot:
+        out.update(boot_gram=tf.zeros([batch, boot, d, d], f64), boot_rhs=tf.zeros([c, boot, d, o], f64))
+    if w2 is not None:
+        out["rows"] = (tf.zeros([c, w2.shape[-1], d], f64), tf.zeros([c, w2.shape[-1], o], f64), w2)
+    return out
 
 
 def _pair_sums(sets, y, w2, delta, mask, linear: bool, mult):

@@ -392,8 +392,12 @@ class LeverageSampler:
         c, d = tf.shape(x)[0], self.n_features
         if self.n_pairs == 0:
             return Sample(tf.zeros([c, 0, d]), tf.zeros([0]), None)
-        sets = self.pairs(keys, rows, self.prepare(keys, rows))
-        z = tf.reshape(tf.stack([sets, 1.0 - sets], axis=2), [c, self.n_samples, d])
+        return self.sample(self.pairs(keys, rows, self.prepare(keys, rows)))
+
+    def sample(self, sets) -> Sample:
+        """The :class:`Sample` of all the plan's pairs' sets [c, n_pairs, d]: each set followed by its
+        complement (the layout's interleaved pairs), with the samples' weights."""
+        z = tf.reshape(tf.stack([sets, 1.0 - sets], axis=2), [tf.shape(sets)[0], self.n_samples, self.n_features])
         return Sample(z, tf.constant(self.weights), None)
 
 
